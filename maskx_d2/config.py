@@ -1,0 +1,52 @@
+"""Config keys of Mask^X R-CNN, added under ``MODEL.MASKX`` (see ../shared/docs reference)."""
+from detectron2.config import CfgNode as CN
+
+__all__ = ["add_maskx_config", "MASK_PREDICTORS", "TRANSFER_INPUTS"]
+
+MASK_PREDICTORS = ("transfer", "class_agnostic", "class_specific")
+TRANSFER_INPUTS = ("cls", "box", "cls+box", "embedding")
+
+
+def add_maskx_config(cfg):
+    """Add Mask^X R-CNN's keys to a detectron2 config (in place). Defaults are the paper's."""
+    _C = cfg
+    _C.MODEL.MASKX = CN()
+    # How per-class mask weights are obtained:
+    #   "transfer":       predicted from the detector's class weights by T (Mask^X R-CNN),
+    #   "class_agnostic": one mask channel shared by all classes (the paper's baseline),
+    #   "class_specific": one learned 1x1-conv channel per class (plain Mask R-CNN; the
+    #                     fully supervised oracle when every class has masks).
+    _C.MODEL.MASKX.MASK_PREDICTOR = "transfer"
+    # Stage-wise training: backbone, RPN and box head are frozen and give no losses; only the
+    # mask branch (FCN, T, MLP) trains. Needs MODEL.META_ARCHITECTURE = "MaskXRCNN".
+    _C.MODEL.MASKX.FREEZE_DETECTOR = False
+
+    _C.MODEL.MASKX.TRANSFER = CN()
+    # Input of the weight transfer function T (Table 1a):
+    #   "cls" = box-classifier row of the class (D numbers), "box" = its 4 box-regression rows
+    #   (4D), "cls+box" = both (5D, best), "embedding" = row of EMBEDDING_FILE (e.g. GloVe).
+    _C.MODEL.MASKX.TRANSFER.INPUT = "cls+box"
+    # Path to a float (K, E) .npy of per-class vectors, K = ROI_HEADS.NUM_CLASSES, rows in
+    # contiguous class order. Only read when INPUT == "embedding".
+    _C.MODEL.MASKX.TRANSFER.EMBEDDING_FILE = ""
+    # Number of FC layers of T (Table 1b): 1, 2 (best) or 3.
+    _C.MODEL.MASKX.TRANSFER.NUM_LAYERS = 2
+    # Width of T's hidden layers (the paper uses the mask head width, 256).
+    _C.MODEL.MASKX.TRANSFER.HIDDEN_DIM = 256
+    # Activation between T's layers: "relu" or "leaky_relu" (best). None after the last FC.
+    _C.MODEL.MASKX.TRANSFER.ACTIVATION = "leaky_relu"
+    # Negative slope of the LeakyReLU.
+    _C.MODEL.MASKX.TRANSFER.LEAKY_RELU_SLOPE = 0.1
+    # Stop-gradient on the detector weights fed to T (Table 1d): the mask loss then never moves
+    # the box classifier/regressor. Best for end-to-end training.
+    _C.MODEL.MASKX.TRANSFER.DETACH_DET_WEIGHTS = True
+
+    _C.MODEL.MASKX.MLP_BRANCH = CN()
+    # Class-agnostic MLP branch ("transfer+MLP", Table 1c): FC layers on the flattened
+    # C x M x M mask feature map whose M x M output is added to every class's mask logits.
+    _C.MODEL.MASKX.MLP_BRANCH.ENABLED = False
+    # Number of FC layers: 1 = the paper's single FC from C*M*M to M*M (~157M parameters at
+    # C=256, M=28); 2 or 3 insert hidden layers of FC_DIM with ReLU.
+    _C.MODEL.MASKX.MLP_BRANCH.NUM_FC = 1
+    # Width of the hidden FC layers (unused when NUM_FC == 1).
+    _C.MODEL.MASKX.MLP_BRANCH.FC_DIM = 1024
