@@ -5,5 +5,10 @@ Visual Genome 3000 classes, the synthetic default) under ``$DETECTRON2_DATASETS`
 """
 from . import coco_partial, synthetic, visual_genome  # noqa: F401  (register datasets)
 from .custom import register_partially_supervised_coco_json, strip_masks_outside
+from .mapper import PartiallySupervisedDatasetMapper
 
-__all__ = ["register_partially_supervised_coco_json", "strip_masks_outside"]
+__all__ = [
+    "PartiallySupervisedDatasetMapper",
+    "register_partially_supervised_coco_json",
+    "strip_masks_outside",
+]

@@ -1,0 +1,76 @@
+"""Tiny models and inputs for fast CPU tests of the Mask^X heads."""
+import torch
+from detectron2.config import get_cfg
+from detectron2.layers import ShapeSpec
+from detectron2.modeling.box_regression import Box2BoxTransform
+from detectron2.modeling.roi_heads import FastRCNNOutputLayers
+from detectron2.structures import Boxes, Instances, PolygonMasks
+
+from maskx_d2 import add_maskx_config
+
+
+def tiny_cfg(num_classes=5, **maskx):
+    """A small FPN Mask^X R-CNN config on CPU (R18-sized widths shrunk further)."""
+    cfg = get_cfg()
+    add_maskx_config(cfg)
+    cfg.MODEL.DEVICE = "cpu"
+    cfg.MODEL.MASK_ON = True
+    cfg.MODEL.META_ARCHITECTURE = "MaskXRCNN"
+    cfg.MODEL.ROI_HEADS.NAME = "MaskXROIHeads"
+    cfg.MODEL.ROI_MASK_HEAD.NAME = "MaskXMaskHead"
+    cfg.MODEL.ROI_HEADS.NUM_CLASSES = num_classes
+    cfg.MODEL.ROI_HEADS.IN_FEATURES = ["p2"]
+    cfg.MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE = 32
+    cfg.MODEL.ROI_BOX_HEAD.NAME = "FastRCNNConvFCHead"
+    cfg.MODEL.ROI_BOX_HEAD.NUM_FC = 2
+    cfg.MODEL.ROI_BOX_HEAD.FC_DIM = 16
+    cfg.MODEL.ROI_BOX_HEAD.POOLER_RESOLUTION = 4
+    cfg.MODEL.ROI_MASK_HEAD.NUM_CONV = 2
+    cfg.MODEL.ROI_MASK_HEAD.CONV_DIM = 8
+    cfg.MODEL.ROI_MASK_HEAD.POOLER_RESOLUTION = 7
+    cfg.MODEL.MASKX.TRANSFER.HIDDEN_DIM = 8
+    for key, value in maskx.items():
+        cfg.merge_from_list([f"MODEL.MASKX.{key}", value])
+    return cfg
+
+
+def box_predictor(num_classes=5, dim=16, cls_agnostic_bbox_reg=False):
+    """A FastRCNNOutputLayers with D = dim: cls_score (K+1, D), bbox_pred (4K or 4, D)."""
+    return FastRCNNOutputLayers(
+        ShapeSpec(channels=dim), box2box_transform=Box2BoxTransform((10.0, 10.0, 5.0, 5.0)),
+        num_classes=num_classes, cls_agnostic_bbox_reg=cls_agnostic_bbox_reg)
+
+
+def square(x0, y0, s):
+    return [[x0, y0, x0 + s, y0, x0 + s, y0 + s, x0, y0 + s]]
+
+
+def triangle(x0, y0, s):
+    return [[x0, y0, x0 + s, y0, x0, y0 + s]]
+
+
+def mask_proposals(num_classes=5, image_size=32, seed=0):
+    """Two images of foreground proposals with gt_classes/gt_masks, as the mask head sees them."""
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for n in (3, 2):
+        inst = Instances((image_size, image_size))
+        xy = torch.randint(0, image_size // 2, (n, 2), generator=g).float()
+        inst.proposal_boxes = Boxes(torch.cat([xy, xy + image_size // 2 - 1], dim=1))
+        inst.gt_classes = torch.randint(0, num_classes, (n,), generator=g)
+        inst.gt_masks = PolygonMasks([(square if i % 2 else triangle)(4, 4, 20) for i in range(n)])
+        out.append(inst)
+    return out
+
+
+def targets_with_partial_masks(image_size=64):
+    """Ground truth of two images; the second instance of each is box-only."""
+    targets = []
+    for k in range(2):
+        t = Instances((image_size, image_size))
+        t.gt_boxes = Boxes(torch.tensor([[4.0, 4.0, 30.0, 30.0], [30.0, 28.0, 60.0, 62.0]]))
+        t.gt_classes = torch.tensor([1, 3 + k])
+        t.gt_masks = PolygonMasks([triangle(4, 4, 26), square(30, 28, 30)])
+        t.gt_has_mask = torch.tensor([True, False])
+        targets.append(t)
+    return targets

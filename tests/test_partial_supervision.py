@@ -1,0 +1,135 @@
+"""Per-instance partial supervision through MaskXROIHeads, and scaling to 3000 classes."""
+import copy
+
+import pytest
+import torch
+from detectron2.layers import ShapeSpec
+from detectron2.modeling.roi_heads import build_roi_heads
+from detectron2.structures import Boxes, Instances, PolygonMasks
+from detectron2.utils.events import EventStorage
+from model_fixtures import square, targets_with_partial_masks, tiny_cfg
+
+from maskx_d2.modeling import mask_availability, select_mask_supervised
+
+IMAGE = 64
+FEATURE_SHAPE = {"p2": ShapeSpec(channels=8, stride=4)}
+
+
+def _heads(num_classes=5, **maskx):
+    torch.manual_seed(0)
+    return build_roi_heads(tiny_cfg(num_classes, **maskx), FEATURE_SHAPE)
+
+
+def _proposals(targets, extra=20, seed=0):
+    """Proposals = jittered copies of the GT boxes plus random boxes, per image."""
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for t in targets:
+        gt = t.gt_boxes.tensor.repeat(4, 1) + torch.randn(4 * len(t), 4, generator=g)
+        rand = torch.rand(extra, 2, generator=g) * IMAGE / 2
+        boxes = torch.cat([gt, torch.cat([rand, rand + IMAGE / 3], 1)]).clamp(0, IMAGE - 1)
+        p = Instances((IMAGE, IMAGE))
+        p.proposal_boxes = Boxes(boxes)
+        p.objectness_logits = torch.zeros(len(boxes))
+        out.append(p)
+    return out
+
+
+def _mask_loss(heads, targets, seed=0):
+    features = {"p2": torch.rand(2, 8, IMAGE // 4, IMAGE // 4,
+                                 generator=torch.Generator().manual_seed(1))}
+    heads.train()
+    torch.manual_seed(seed)  # proposal sampling is random
+    with EventStorage():
+        _, losses = heads(None, features, _proposals(targets), targets)
+    return losses
+
+
+def test_mask_availability_rules():
+    t = targets_with_partial_masks()[0]
+    assert mask_availability(t).tolist() == [True, False]
+    t.remove("gt_has_mask")  # detectron2's own mapper: every instance with gt_masks has one
+    assert mask_availability(t).tolist() == [True, True]
+    t.remove("gt_masks")  # box-only data
+    assert mask_availability(t).tolist() == [False, False]
+    assert [len(x) for x in select_mask_supervised(targets_with_partial_masks())] == [1, 1]
+
+
+@pytest.mark.parametrize("predictor", ["transfer", "class_agnostic", "class_specific"])
+def test_box_only_masks_change_nothing(predictor):
+    heads = _heads(MASK_PREDICTOR=predictor, **{"MLP_BRANCH.ENABLED": True})
+    base = _mask_loss(heads, targets_with_partial_masks())
+    changed = targets_with_partial_masks()
+    for t in changed:  # a different (wrong) mask for the box-only instance
+        t.gt_masks = PolygonMasks([t.gt_masks.polygons[0], square(0, 0, 10)])
+    removed = targets_with_partial_masks()
+    for t in removed:  # no mask at all for it
+        t.gt_masks = PolygonMasks([t.gt_masks.polygons[0], []])
+    for other in (changed, removed):
+        losses = _mask_loss(heads, other)
+        assert losses["loss_mask"].item() == base["loss_mask"].item()
+        assert losses["loss_cls"].item() == base["loss_cls"].item()
+    assert base["loss_mask"].item() > 0
+    # Sanity: the masked instance's mask does matter.
+    flipped = targets_with_partial_masks()
+    for t in flipped:
+        t.gt_masks = PolygonMasks([square(4, 4, 26), t.gt_masks.polygons[1]])
+    assert _mask_loss(heads, flipped)["loss_mask"].item() != base["loss_mask"].item()
+
+
+@pytest.mark.parametrize("predictor", ["transfer", "class_agnostic", "class_specific"])
+def test_all_box_only_batch_gives_zero_loss_and_zero_gradients(predictor):
+    heads = _heads(MASK_PREDICTOR=predictor, **{"MLP_BRANCH.ENABLED": True})
+    targets = targets_with_partial_masks()
+    for t in targets:
+        t.gt_has_mask = torch.zeros(len(t), dtype=torch.bool)
+    losses = _mask_loss(heads, targets)
+    assert losses["loss_mask"].item() == 0.0
+    sum(losses.values()).backward()
+    for name, p in heads.mask_head.named_parameters():
+        assert p.grad is not None, f"{name} left out of the graph"
+        assert torch.count_nonzero(p.grad) == 0, name
+    # The box branch still trains on every instance.
+    assert heads.box_predictor.cls_score.weight.grad.abs().sum() > 0
+
+
+def test_images_without_any_ground_truth():
+    heads = _heads()
+    empty = Instances((IMAGE, IMAGE))
+    empty.gt_boxes = Boxes(torch.zeros(0, 4))
+    empty.gt_classes = torch.zeros(0, dtype=torch.int64)
+    losses = _mask_loss(heads, [empty, copy.deepcopy(empty)])
+    assert losses["loss_mask"].item() == 0.0
+    losses["loss_mask"].backward()
+    assert all(p.grad is not None for p in heads.mask_head.parameters())
+
+
+def test_freeze_detector_requires_maskx_meta_arch():
+    cfg = tiny_cfg(FREEZE_DETECTOR=True)
+    cfg.MODEL.META_ARCHITECTURE = "GeneralizedRCNN"
+    with pytest.raises(ValueError, match="MaskXRCNN"):
+        build_roi_heads(cfg, FEATURE_SHAPE)
+
+
+def test_frozen_roi_heads_give_only_the_mask_loss():
+    heads = _heads(FREEZE_DETECTOR=True)
+    assert set(_mask_loss(heads, targets_with_partial_masks())) == {"loss_mask"}
+
+
+@pytest.mark.parametrize("num_classes", [3000])
+def test_3000_class_heads_train_and_infer_on_cpu(num_classes):
+    heads = _heads(num_classes, **{"MLP_BRANCH.ENABLED": True})
+    targets = targets_with_partial_masks()
+    for t in targets:
+        t.gt_classes = torch.tensor([2999, 1500])
+    losses = _mask_loss(heads, targets)
+    sum(losses.values()).backward()
+    assert losses["loss_mask"].item() > 0
+    heads.eval()
+    features = {"p2": torch.rand(2, 8, IMAGE // 4, IMAGE // 4)}
+    with torch.no_grad():
+        heads.box_predictor.test_score_thresh = 0.0
+        detections, _ = heads(None, features, _proposals(targets))
+    assert len(detections[0]) > 0
+    assert detections[0].pred_masks.shape[1:] == (1, 14, 14)
+    assert detections[0].pred_classes.max() < num_classes
