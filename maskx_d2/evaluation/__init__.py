@@ -1,2 +1,12 @@
 """Evaluation of partially supervised models: COCO AP on all classes, on set A and on set B."""
-from . import ab_evaluator  # noqa: F401
+from .ab_evaluator import (
+    PartiallySupervisedCOCOEvaluator,
+    build_partially_supervised_evaluator,
+    format_ab_table,
+)
+
+__all__ = [
+    "PartiallySupervisedCOCOEvaluator",
+    "build_partially_supervised_evaluator",
+    "format_ab_table",
+]
