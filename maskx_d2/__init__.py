@@ -9,6 +9,6 @@ from .compat import CompiledOpsUnavailable, compiled_ops_available, ensure_detec
 ensure_detectron2_importable()
 
 from .config import add_maskx_config  # noqa: E402
-from . import modeling  # noqa: E402,F401  (registers the model parts)
+from . import data, evaluation, modeling  # noqa: E402,F401  (registration side effects)
 
 __all__ = ["add_maskx_config", "compiled_ops_available", "CompiledOpsUnavailable"]

@@ -7,17 +7,31 @@ Contract shared by every dataset of this project (COCO splits, VG, synthetic, yo
     masks are used in training);
     ``evaluator_type = "coco_partial"`` so train_net.py evaluates A and B separately. The key
     is absent when every annotation with a mask is used (no A/B split).
+
+Loading validates the json (see :mod:`maskx_d2.data.validation` for what raises and what is
+skipped and counted).
 """
+
+import contextlib
+import io
+import os
 from typing import Iterable, List, Optional, Sequence, Union
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
-from detectron2.data.datasets import load_coco_json
+from detectron2.structures import BoxMode
+from detectron2.utils.file_io import PathManager
+
+from .validation import AnnotationError, validate_coco_dicts
 
 __all__ = [
     "register_partially_supervised_coco_json",
+    "load_partially_supervised_coco_json",
     "strip_masks_outside",
     "resolve_mask_category_ids",
 ]
+
+# Per-annotation keys kept in the dicts; "id" lets errors name the annotation.
+_ANNOTATION_KEYS = ("id", "iscrowd", "bbox", "category_id", "segmentation")
 
 
 def resolve_mask_category_ids(
@@ -57,13 +71,95 @@ def strip_masks_outside(dataset_dicts: List[dict], keep_contiguous_ids: Iterable
     return removed
 
 
-def _load_partially_supervised(name, json_file, image_root, mask_classes, strip_masks):
-    dicts = load_coco_json(json_file, image_root, dataset_name=name)
+def _read_coco_api(json_file: str):
+    from pycocotools.coco import COCO
+
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
+            return COCO(PathManager.get_local_path(json_file))
+    except (KeyError, TypeError, ValueError) as e:  # ValueError includes JSONDecodeError
+        raise AnnotationError(
+            json_file,
+            f"not a valid COCO instances json ({type(e).__name__}: {e}); every image needs an "
+            "'id', every annotation an 'id' and an 'image_id'",
+        ) from e
+
+
+def load_partially_supervised_coco_json(
+    json_file: str,
+    image_root: str,
+    dataset_name: Optional[str] = None,
+    *,
+    check_image_sizes: Optional[bool] = None,
+) -> List[dict]:
+    """Load a COCO instances json into validated detectron2 dicts.
+
+    Same output as detectron2's ``load_coco_json`` (images sorted by id, contiguous
+    ``category_id``, crowd annotations kept, ``thing_classes`` and
+    ``thing_dataset_id_to_contiguous_id`` set in the metadata of ``dataset_name``), except that
+    an instance whose polygons are all invalid keeps its box as a box-only instance instead of
+    being dropped, every problem is checked by :func:`validate_coco_dicts` with messages naming
+    the file, image and annotation, and annotations keep their json ``id``. Keypoints are not
+    loaded.
+    """
+    coco = _read_coco_api(json_file)
+    categories = sorted(coco.loadCats(coco.getCatIds()), key=lambda c: c["id"])
+    id_map = {c["id"]: i for i, c in enumerate(categories)}
+    if dataset_name is not None:
+        MetadataCatalog.get(dataset_name).set(
+            thing_classes=[c["name"] for c in categories], thing_dataset_id_to_contiguous_id=id_map
+        )
+
+    dicts = []
+    for image_id in sorted(coco.imgs):
+        image = coco.imgs[image_id]
+        record = {"image_id": image_id, "file_name": image.get("file_name")}
+        if not isinstance(record["file_name"], str):
+            raise AnnotationError(json_file, "image entry has no 'file_name'", record)
+        record.update(
+            file_name=os.path.join(image_root, image["file_name"]),
+            height=image.get("height"),
+            width=image.get("width"),
+        )
+        annotations = []
+        for ann in coco.imgToAnns.get(image_id, []):
+            if ann.get("ignore", 0):
+                problem = "'ignore' is not supported (nor by detectron2): use 'iscrowd'"
+                raise AnnotationError(json_file, problem, record, ann)
+            obj = {k: ann[k] for k in _ANNOTATION_KEYS if k in ann}
+            obj["bbox_mode"] = BoxMode.XYWH_ABS
+            annotations.append(obj)
+        record["annotations"] = annotations
+        dicts.append(record)
+
+    orphans = sum(len(anns) for i, anns in coco.imgToAnns.items() if i not in coco.imgs)
+    dicts, _ = validate_coco_dicts(
+        dicts,
+        json_file,
+        category_ids=id_map,
+        check_image_sizes=check_image_sizes,
+        counts={"annotation_without_image": orphans},
+        dataset_name=dataset_name,
+    )
+    for record in dicts:
+        for ann in record["annotations"]:
+            ann["category_id"] = id_map[ann["category_id"]]
+    return dicts
+
+
+def _load_partially_supervised(
+    name, json_file, image_root, mask_classes, strip_masks, check_image_sizes
+):
+    dicts = load_partially_supervised_coco_json(
+        json_file, image_root, name, check_image_sizes=check_image_sizes
+    )
     meta = MetadataCatalog.get(name)
     if mask_classes is None:
         return dicts
-    categories = [{"id": i, "name": n} for i, n in zip(
-        sorted(meta.thing_dataset_id_to_contiguous_id), meta.thing_classes)]
+    categories = [
+        {"id": i, "name": n}
+        for i, n in zip(sorted(meta.thing_dataset_id_to_contiguous_id), meta.thing_classes)
+    ]
     mask_ids = resolve_mask_category_ids(mask_classes, categories, source=json_file)
     if meta.get("mask_category_ids", None) is None:  # names are resolved only now
         meta.set(mask_category_ids=mask_ids)
@@ -79,6 +175,7 @@ def register_partially_supervised_coco_json(
     mask_classes: Optional[Sequence[Union[int, str]]] = None,
     *,
     strip_masks: bool = True,
+    check_image_sizes: Optional[bool] = None,
     **metadata,
 ) -> None:
     """Register a COCO-format json whose masks are used only for some classes.
@@ -90,12 +187,15 @@ def register_partially_supervised_coco_json(
             removed at load time (boxes kept). None: every annotation with a segmentation is
             used, and annotations without one are box-only.
         strip_masks: False for evaluation sets (full ground truth; A/B still reported).
+        check_image_sizes: compare every image file's size with the json at load time; None:
+            only for datasets under 20k images (see :mod:`maskx_d2.data.validation`).
         metadata: extra metadata (e.g. ``split_name``).
     """
     DatasetCatalog.register(
         name,
-        lambda: _load_partially_supervised(name, json_file, image_root, mask_classes,
-                                           strip_masks),
+        lambda: _load_partially_supervised(
+            name, json_file, image_root, mask_classes, strip_masks, check_image_sizes
+        ),
     )
     if mask_classes is not None and all(not isinstance(c, str) for c in mask_classes):
         # Ids are known now; names can only be resolved once the json is read.

@@ -1,0 +1,111 @@
+#!/usr/bin/env python
+"""Train and evaluate Mask^X R-CNN with detectron2's standard training loop.
+
+    python train_net.py --config-file configs/Synthetic/maskx_R_18_FPN_synthetic.yaml
+    python train_net.py --config-file CFG --num-gpus 8
+    python train_net.py --config-file CFG --eval-only MODEL.WEIGHTS /path/to/model_final.pth
+    python train_net.py --config-file CFG --resume
+
+Only three things differ from detectron2's tools/train_net.py: the config gets Mask^X keys,
+training uses the partially supervised mapper, and evaluation reports sets A and B.
+"""
+import logging
+import os
+import weakref
+
+import maskx_d2  # noqa: F401,I001  (first: makes detectron2 importable without its compiled ops)
+from detectron2.config import get_cfg
+from detectron2.data import build_detection_train_loader
+from detectron2.engine import (
+    DefaultTrainer,
+    default_argument_parser,
+    default_setup,
+    hooks,
+    launch,
+)
+from detectron2.evaluation import verify_results
+from detectron2.utils import comm
+from detectron2.utils.logger import setup_logger
+
+from maskx_d2 import add_maskx_config
+from maskx_d2.checkpoint import MaskXCheckpointer
+from maskx_d2.data import PartiallySupervisedDatasetMapper
+from maskx_d2.evaluation import build_partially_supervised_evaluator, format_ab_table
+
+logger = logging.getLogger("maskx_d2.train_net")
+
+
+class Trainer(DefaultTrainer):
+    """DefaultTrainer with the partially supervised mapper and the A/B evaluator."""
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        # Same model, directory and trainer; adds the loading summary.
+        self.checkpointer = MaskXCheckpointer(
+            self.checkpointer.model, cfg.OUTPUT_DIR, trainer=weakref.proxy(self)
+        )
+        for hook in self._hooks:
+            if isinstance(hook, hooks.PeriodicCheckpointer):
+                hook.checkpointer = self.checkpointer
+
+    @classmethod
+    def build_train_loader(cls, cfg):
+        return build_detection_train_loader(cfg, mapper=PartiallySupervisedDatasetMapper(cfg, True))
+
+    @classmethod
+    def build_evaluator(cls, cfg, dataset_name, output_folder=None):
+        output_folder = output_folder or os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name)
+        return build_partially_supervised_evaluator(
+            dataset_name, output_folder, distributed=comm.get_world_size() > 1
+        )
+
+    @classmethod
+    def test(cls, cfg, model, evaluators=None):
+        results = super().test(cfg, model, evaluators)
+        # detectron2 returns one dataset's results unwrapped, several as {dataset: results}.
+        per_dataset = {cfg.DATASETS.TEST[0]: results} if len(cfg.DATASETS.TEST) == 1 else results
+        if comm.is_main_process():
+            for name, res in per_dataset.items():
+                logger.info("Results on %s (A: classes with masks in training, B: box-only "
+                            "classes):\n%s", name, format_ab_table(res))
+        return results
+
+
+def setup(args):
+    cfg = get_cfg()
+    add_maskx_config(cfg)
+    cfg.merge_from_file(args.config_file)
+    cfg.merge_from_list(args.opts)
+    cfg.freeze()
+    default_setup(cfg, args)
+    # default_setup configures detectron2's loggers; ours report data skips and A/B tables.
+    setup_logger(cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="maskx_d2")
+    return cfg
+
+
+def main(args):
+    cfg = setup(args)
+    if args.eval_only:
+        model = Trainer.build_model(cfg)
+        MaskXCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(
+            cfg.MODEL.WEIGHTS, resume=args.resume
+        )
+        results = Trainer.test(cfg, model)
+        if comm.is_main_process():
+            verify_results(cfg, results)
+        return results
+    trainer = Trainer(cfg)
+    trainer.resume_or_load(resume=args.resume)
+    return trainer.train()
+
+
+if __name__ == "__main__":
+    args = default_argument_parser().parse_args()
+    launch(
+        main,
+        args.num_gpus,
+        num_machines=args.num_machines,
+        machine_rank=args.machine_rank,
+        dist_url=args.dist_url,
+        args=(args,),
+    )
