@@ -15,7 +15,6 @@ import weakref
 
 import maskx_d2  # noqa: F401,I001  (first: makes detectron2 importable without its compiled ops)
 from detectron2.config import get_cfg
-from detectron2.data import build_detection_train_loader
 from detectron2.engine import (
     DefaultTrainer,
     default_argument_parser,
@@ -30,6 +29,7 @@ from detectron2.utils.logger import setup_logger
 from maskx_d2 import add_maskx_config
 from maskx_d2.checkpoint import MaskXCheckpointer
 from maskx_d2.data import PartiallySupervisedDatasetMapper
+from maskx_d2.engine import IterationSeed, ResumableTrainLoader, ddp_on_cpu
 from maskx_d2.evaluation import build_partially_supervised_evaluator, format_ab_table
 
 logger = logging.getLogger("maskx_d2.train_net")
@@ -39,7 +39,8 @@ class Trainer(DefaultTrainer):
     """DefaultTrainer with the partially supervised mapper and the A/B evaluator."""
 
     def __init__(self, cfg):
-        super().__init__(cfg)
+        with ddp_on_cpu():  # --num-gpus N without CUDA: N gloo processes
+            super().__init__(cfg)
         # Same model, directory and trainer; adds the loading summary.
         self.checkpointer = MaskXCheckpointer(
             self.checkpointer.model, cfg.OUTPUT_DIR, trainer=weakref.proxy(self)
@@ -50,7 +51,12 @@ class Trainer(DefaultTrainer):
 
     @classmethod
     def build_train_loader(cls, cfg):
-        return build_detection_train_loader(cfg, mapper=PartiallySupervisedDatasetMapper(cfg, True))
+        # detectron2's loader, restartable at the resumed iteration's images.
+        return ResumableTrainLoader(cfg, mapper=PartiallySupervisedDatasetMapper(cfg, True))
+
+    def build_hooks(self):
+        # First: reseeds before any other hook's before_step (see maskx_d2/engine.py).
+        return [IterationSeed(self.cfg.SEED, self.data_loader)] + super().build_hooks()
 
     @classmethod
     def build_evaluator(cls, cfg, dataset_name, output_folder=None):

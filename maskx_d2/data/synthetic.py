@@ -42,7 +42,7 @@ __all__ = [
 ]
 
 # Bump when the output of the generator changes for the same parameters (invalidates caches).
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 SYNTHETIC_CLASSES = list(SHAPES)
 # Set A = every other class of SYNTHETIC_CLASSES; set B = the rest.
@@ -53,6 +53,8 @@ _PREDEFINED_SPLITS = {
     "synthetic_shapes_train": ("train", 1000, 0, True, True),
     "synthetic_shapes_train_full": ("train", 1000, 0, False, True),
     "synthetic_shapes_val": ("val", 200, 1, True, False),
+    # A few images for quick pipeline checks (configs/Synthetic/quick_schedules).
+    "synthetic_shapes_val_mini": ("val_mini", 16, 2, True, False),
 }
 
 

@@ -25,7 +25,9 @@ class SceneParams:
     """Everything that shapes the rendered images (part of the dataset cache key)."""
 
     image_size: int = 128
-    radius_range: Tuple[float, float] = (9.0, 26.0)
+    # Defaults are moderate so a small model learns from scratch in minutes on a CPU; raise the
+    # clutter knobs for a harder set.
+    radius_range: Tuple[float, float] = (11.0, 28.0)
     aspect_range: Tuple[float, float] = (0.75, 1.33)
     min_visible_fraction: float = 0.3  # of the object's in-image area when it was placed
     min_area: int = 40  # pixels
@@ -33,6 +35,10 @@ class SceneParams:
     min_contrast: int = 60  # max channel difference between object and background under it
     noise_std: float = 5.0
     max_tries: int = 30
+    background_stripes_probability: float = 0.3
+    num_lines_range: Tuple[int, int] = (1, 4)  # [low, high) random lines per image
+    num_blobs_range: Tuple[int, int] = (0, 3)  # [low, high) distractor blobs per image
+    object_stripes_probability: float = 0.15
 
 
 @dataclass
@@ -57,7 +63,7 @@ def _low_frequency(rng: np.random.Generator, size: int, cells: int) -> np.ndarra
 
 
 def _background(
-    rng: np.random.Generator, size: int, camouflage: Sequence[np.ndarray]
+    rng: np.random.Generator, params: SceneParams, camouflage: Sequence[np.ndarray]
 ) -> np.ndarray:
     """(size, size, 3) float32 RGB clutter: colour texture, stripes, lines, distractor blobs.
 
@@ -70,9 +76,10 @@ def _background(
             return camouflage[int(rng.integers(len(camouflage)))]
         return _random_colour(rng)
 
+    size = params.image_size
     t = _low_frequency(rng, size, int(rng.integers(2, 6)))[..., None]
     image = _random_colour(rng) * (1 - t) + _random_colour(rng) * t
-    if rng.random() < 0.5:  # parallel stripes
+    if rng.random() < params.background_stripes_probability:  # parallel stripes
         period, thickness = int(rng.integers(6, 16)), int(rng.integers(1, 4))
         angle = rng.uniform(0, np.pi)
         direction = np.array([np.cos(angle), np.sin(angle)])
@@ -84,7 +91,7 @@ def _background(
             cv2.line(
                 image, tuple(int(v) for v in p), tuple(int(v) for v in q), stripe_colour, thickness
             )
-    for _ in range(int(rng.integers(2, 7))):  # random lines
+    for _ in range(int(rng.integers(*params.num_lines_range))):  # random lines
         p, q = rng.integers(0, size, 2), rng.integers(0, size, 2)
         cv2.line(
             image,
@@ -93,7 +100,7 @@ def _background(
             colour().tolist(),
             int(rng.integers(1, 3)),
         )
-    for _ in range(int(rng.integers(2, 6))):  # irregular blobs that are not objects
+    for _ in range(int(rng.integers(*params.num_blobs_range))):  # blobs that are not objects
         n = int(rng.integers(5, 12))
         angles = np.sort(rng.uniform(0, 2 * np.pi, n))
         radii = rng.uniform(4, 20) * rng.uniform(0.4, 1.0, n)
@@ -117,7 +124,7 @@ def _place(rng, shape, params: SceneParams) -> Tuple[np.ndarray, int]:
     return full[pad : pad + size, pad : pad + size].astype(bool), int(full.sum())
 
 
-def _paint(rng, colour: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def _paint(rng, colour: np.ndarray, mask: np.ndarray, stripes_probability: float) -> np.ndarray:
     """(P, 3) texture of the P pixels of ``mask``: a random linear gradient, sometimes stripes of
     a second colour, so an object is not one flat colour."""
     ys, xs = np.nonzero(mask)
@@ -125,7 +132,7 @@ def _paint(rng, colour: np.ndarray, mask: np.ndarray) -> np.ndarray:
     angle = rng.uniform(0, 2 * np.pi)
     ramp = (np.cos(angle) * xs + np.sin(angle) * ys)[:, None]
     texture = colour + rng.uniform(0, 60) * ramp
-    if rng.random() < 0.3:
+    if rng.random() < stripes_probability:
         angle, period = rng.uniform(0, np.pi), rng.uniform(4, 10) / mask.shape[0]
         phase = (np.cos(angle) * xs + np.sin(angle) * ys) / period
         stripes = (phase - np.floor(phase) < 0.5)[:, None]
@@ -153,7 +160,7 @@ def render_scene(
     """
     size = params.image_size
     colours = [_random_colour(rng) for _ in class_indices]
-    image = _background(rng, size, colours)
+    image = _background(rng, params, colours)
     objects: List[SceneObject] = []
     for k, colour in zip(class_indices, colours):
         for _ in range(params.max_tries):
@@ -169,7 +176,7 @@ def render_scene(
                 continue
             if np.abs(colour - image[mask].mean(axis=0)).max() < params.min_contrast:
                 continue  # keep objects visible against what lies under them on average
-            image[mask] = _paint(rng, colour, mask)
+            image[mask] = _paint(rng, colour, mask, params.object_stripes_probability)
             for o in objects:
                 o.visible_mask &= ~mask
             objects.append(SceneObject(int(k), mask, mask.copy()))
