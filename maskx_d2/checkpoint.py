@@ -5,15 +5,25 @@ R-CNN (no mask head), an 80-class Mask R-CNN (a learned per-class mask predictor
 replaces), a COCO detector loaded into a 3000-class model. detectron2 already skips tensors
 whose shapes differ; this adds one summary that says, for every model tensor, which of the
 three happened, so a wrong MODEL.WEIGHTS is obvious from the log.
+
+Saving is atomic: a checkpoint is written under a temporary name in the same directory and
+renamed over its final name, and ``last_checkpoint`` likewise, so a crash or SIGKILL during a save
+leaves the previous checkpoint and the pointer to it usable (``--resume`` picks it up). Weights
+that are no longer finite are never saved: the last checkpoint stays the last good one.
 """
 import logging
+import os
 from typing import Dict, List
 
+import torch
 from detectron2.checkpoint import DetectionCheckpointer
 
 __all__ = ["MaskXCheckpointer", "summarize_load"]
 
 logger = logging.getLogger(__name__)
+
+# Names written while a save is in progress; never pointed to by last_checkpoint.
+_TMP_PREFIX = ".tmp-"
 
 
 def _group(keys: List[str], depth: int = 3) -> str:
@@ -54,3 +64,55 @@ class MaskXCheckpointer(DetectionCheckpointer):
             _group(summary["absent"]), len(summary["unused"]), _group(summary["unused"]),
         )
         return incompatible
+
+    def save(self, name: str, **kwargs) -> None:
+        """Save ``<name>.pth`` atomically (temporary file + rename), then tag it as last."""
+        if not self.save_dir or not self.save_to_disk:
+            return
+        if not os.path.isdir(self.save_dir):  # a remote path_manager URL: no rename there
+            return super().save(name, **kwargs)
+        _check_finite(self.model, name)
+        tmp_name = f"{_TMP_PREFIX}{name}.{os.getpid()}"
+        tmp_file = os.path.join(self.save_dir, tmp_name + ".pth")
+        try:
+            super().save(tmp_name, **kwargs)  # fvcore writes it; our tag_last_checkpoint skips it
+            _fsync(tmp_file)  # the data must be on disk before the rename can be
+            os.replace(tmp_file, os.path.join(self.save_dir, name + ".pth"))
+            self.logger.info("Checkpoint %s.pth complete.", name)  # fvcore logged the temp name
+        except BaseException:
+            if os.path.exists(tmp_file):
+                os.remove(tmp_file)
+            raise
+        self.tag_last_checkpoint(name + ".pth")
+
+    def tag_last_checkpoint(self, last_filename_basename: str) -> None:
+        if last_filename_basename.startswith(_TMP_PREFIX):
+            return
+        if not os.path.isdir(self.save_dir):
+            return super().tag_last_checkpoint(last_filename_basename)
+        path = os.path.join(self.save_dir, "last_checkpoint")
+        tmp = f"{path}{_TMP_PREFIX}{os.getpid()}"
+        with open(tmp, "w") as f:
+            f.write(last_filename_basename)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+
+
+def _check_finite(model, name: str) -> None:
+    """Refuse to save NaN/inf weights: they would replace the last good checkpoint."""
+    bad = [k for k, v in model.state_dict().items()
+           if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise FloatingPointError(
+            f"Not saving checkpoint '{name}': {len(bad)} model tensors hold NaN or inf "
+            f"({_group(bad)}); the previous checkpoint is kept."
+        )
+
+
+def _fsync(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

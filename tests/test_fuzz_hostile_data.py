@@ -4,7 +4,9 @@ Every case must end in one of two ways (policy in maskx_d2/data/validation.py):
   - a clear error: a ValueError (AnnotationError, json errors, detectron2's SizeMismatchError)
     or an OSError (FileNotFoundError, PIL's unreadable-image errors) whose message names the
     file, and the image or annotation when one entry is at fault;
-  - a result the model can train on, with what was dropped counted in the summary line.
+  - a result the model can train on, with what was dropped counted in the summary line; the
+    training mapper may skip (return None, with a counted warning) an image it cannot read as
+    recorded.
 Never another exception type, never a crash in the mapper, and never a slow case. A seeded
 generator keeps every failure reproducible: the assertion message prints the case's seed and
 its mutations.
@@ -32,15 +34,15 @@ from detectron2.structures import BitMasks, BoxMode, PolygonMasks
 from maskx_d2 import add_maskx_config
 from maskx_d2.data.custom import load_partially_supervised_coco_json
 from maskx_d2.data.mapper import PartiallySupervisedDatasetMapper
-from maskx_d2.data.validation import validate_coco_dicts
+from maskx_d2.data.validation import AnnotationError, validate_coco_dicts
 from maskx_d2.data.vg_dicts import vg_dataset_dicts
 from maskx_d2.data.vg_tables import load_vg_tables
 from maskx_d2.data.vg_vocab import VGCategories
 
 SEED = 20240611
-NUM_COCO_FILE_CASES = 160
-NUM_DICT_CASES = 120
-NUM_VG_CASES = 80
+NUM_COCO_FILE_CASES = 300
+NUM_DICT_CASES = 200
+NUM_VG_CASES = 100
 CASE_SECONDS = 5.0  # a slow case fails; a hung one is killed (with tracebacks) after 12x this
 CLEAR_ERRORS = (ValueError, OSError)
 NAN, INF = float("nan"), float("inf")
@@ -72,25 +74,23 @@ def image_root(tmp_path_factory):
     return str(root)
 
 
-def _config(mask_format="polygon", crop=False):
+def _config(mask_format):
     cfg = get_cfg()
     add_maskx_config(cfg)
     cfg.MODEL.MASK_ON = True
     cfg.INPUT.MIN_SIZE_TRAIN = (64,)
     cfg.INPUT.MAX_SIZE_TRAIN = 128
     cfg.INPUT.MASK_FORMAT = mask_format
-    cfg.INPUT.CROP.ENABLED = crop
-    cfg.INPUT.CROP.TYPE = "relative_range"
-    cfg.INPUT.CROP.SIZE = [0.5, 0.5]
     return cfg
 
 
 @pytest.fixture(scope="module")
 def mappers():
-    """Polygon masks without cropping, and bitmasks with cropping (boxes then recomputed)."""
+    """Both mask formats; polygons are rasterized only by the loss, bitmasks in the mapper.
+    (Cropping polygons needs shapely, which is not installed.)"""
     return [
-        PartiallySupervisedDatasetMapper(_config(), is_train=True),
-        PartiallySupervisedDatasetMapper(_config("bitmask", crop=True), is_train=True),
+        PartiallySupervisedDatasetMapper(_config("polygon"), is_train=True),
+        PartiallySupervisedDatasetMapper(_config("bitmask"), is_train=True),
     ]
 
 
@@ -119,17 +119,17 @@ def _bounded_case(describe):
     finally:
         faulthandler.cancel_dump_traceback_later()
     elapsed = time.perf_counter() - start
-    assert elapsed < CASE_SECONDS, f"{describe()}: took {elapsed:.1f} s"
+    assert elapsed < CASE_SECONDS, f"took {elapsed:.1f} s\n  in {describe()}"
 
 
 def _check_clear_error(error, files, where, describe):
     """``error`` is a clear error type naming one of ``files`` and, if ``where`` lists
     locations (image/annotation), one of them."""
     message = str(error)
-    assert isinstance(error, CLEAR_ERRORS), f"{describe()}: unclear {type(error).__name__}"
-    assert any(str(f) in message for f in files), f"{describe()}: no file named: {message}"
+    assert isinstance(error, CLEAR_ERRORS), f"unclear {type(error).__name__}\n  in {describe()}"
+    assert any(str(f) in message for f in files), f"no file named: {message}\n  in {describe()}"
     if where:
-        assert any(w in message for w in where), f"{describe()}: none of {where}: {message}"
+        assert any(w in message for w in where), f"none of {where}: {message}\n  in {describe()}"
 
 
 def _rng(target, case):
@@ -147,7 +147,7 @@ def _valid_polygon(rng, w, h, points=None):
     points = points or int(rng.integers(3, 12))
     center = rng.uniform([0, 0], [w, h])
     angles = np.sort(rng.uniform(0, 2 * np.pi, points))
-    radius = rng.uniform(1, max(w, h) / 2, points)
+    radius = rng.uniform(1, min(w, h) / 2, points)
     xy = center + np.stack([np.cos(angles), np.sin(angles)], 1) * radius[:, None]
     return xy.ravel().tolist()
 
@@ -307,6 +307,32 @@ def _mutate_annotation(rng, data):
     return ann
 
 
+def _mutate_benign(rng, data):
+    """Changes that are counted skips or allowed oddities, not errors."""
+    anns = _entries(data, "annotations")
+    if not anns:
+        return None
+    ann = _pick(rng, anns)
+    w, h = _image_size_of(data, ann.get("image_id"))
+    kind = int(rng.integers(6))
+    if kind == 0:
+        ann["bbox"] = [1.0, 1.0, _pick(rng, [0.0, -2.0, 5.0]), _pick(rng, [0.0, -1e300, 5.0])]
+    elif kind == 1:
+        extra = _pick(rng, [[], [1, 2, 3, 4], [1, 2, 3, 4, 5], [3, 3] * 4])
+        ann["segmentation"] = [_valid_polygon(rng, w, h), extra]
+    elif kind == 2:
+        ann["segmentation"] = _pick(rng, [[], [[]], [[1, 2, 3, 4]], None])
+    elif kind == 3:
+        ann["image_id"] = 999  # no such image: ignored and counted
+    elif kind == 4:
+        shift = rng.uniform(-0.9, 0.9, 2) * [w, h]
+        polygon = np.reshape(_valid_polygon(rng, w, h), (-1, 2)) + shift
+        ann["segmentation"] = [polygon.ravel().tolist()]
+    else:
+        data["annotations"].append({**copy.deepcopy(ann), "id": 1000 + len(anns)})
+    return ann
+
+
 def _mutate_image(rng, data):
     images = _entries(data, "images")
     if not images:
@@ -374,7 +400,8 @@ def _coco_case(rng, path):
     data = _base_coco()
     log, where = [], []
     for _ in range(int(rng.integers(1, 4))):
-        mutate = _pick(rng, [_mutate_annotation] * 5 + [_mutate_image] * 3 + [_mutate_top] * 2)
+        mutations = [_mutate_annotation] * 4 + [_mutate_image] * 2 + [_mutate_top]
+        mutate = _pick(rng, mutations + [_mutate_benign] * 5)
         log.append(mutate.__name__)
         target = mutate(rng, data)
         where = None if target is None or where is None else where + [target]
@@ -404,7 +431,10 @@ def _where_tokens(targets):
         if "file_name" in entry or "width" in entry:  # an image entry
             tokens.append(f"image id {entry.get('id')} (")
         else:
-            tokens += [f"annotation id {entry.get('id', '?')}", f"image id {entry.get('image_id')} ("]
+            tokens += [
+                f"annotation id {entry.get('id', '?')}",
+                f"image id {entry.get('image_id')} (",
+            ]
     return tokens
 
 
@@ -432,7 +462,7 @@ def test_coco_json_fuzz(tmp_path, image_root, mappers):
                     _check_clear_error(e, [json_file], where, describe)
                     outcomes["error"] += 1
                     continue
-                _check_loaded(dicts, data, handler.lines, describe)
+                _check_loaded(dicts, data, _skip_counts(handler.lines, json_file), describe)
                 for record in dicts:
                     _check_mapped(mappers, record, describe)
                 outcomes["loaded"] += 1
@@ -447,12 +477,12 @@ def _skip_counts(lines, source):
     return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", line)}
 
 
-def _check_loaded(dicts, data, summary_lines, describe):
+def _check_loaded(dicts, data, counts, describe):
     """Loaded dicts are clean, and every input annotation is kept or counted as skipped."""
-    counts = _skip_counts(summary_lines, summary_lines and summary_lines[0].split(":")[0])
     kept = sum(len(r["annotations"]) for r in dicts)
     dropped = counts["box_degenerate"] + counts["annotation_without_image"]
-    assert kept + dropped == len(data["annotations"]), f"{describe()}: silently dropped"
+    num_input = len(data.get("annotations", []))
+    assert kept + dropped == num_input, f"silently dropped: {counts}\n  in {describe()}"
     num_classes = len({c["id"] for c in data["categories"]})
     for record in dicts:
         _check_record(record, num_classes, describe)
@@ -460,26 +490,347 @@ def _check_loaded(dicts, data, summary_lines, describe):
 
 def _finite_numbers(values):
     return all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-        for v in values
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values
     )
 
 
 def _check_record(record, num_classes, describe):
+    def bad(what):
+        return f"{what} in a loaded record\n  in {describe()}"
+
     w, h = record["width"], record["height"]
-    assert isinstance(w, int) and isinstance(h, int) and w > 0 and h > 0, describe()
+    assert isinstance(w, int) and isinstance(h, int) and w > 0 and h > 0, bad(f"size {w}x{h}")
     assert isinstance(record["file_name"], str) and os.path.isfile(record["file_name"])
     for ann in record["annotations"]:
-        assert ann["category_id"] in range(num_classes), describe()
-        assert ann.get("iscrowd", 0) in (0, 1), describe()
+        assert ann["category_id"] in range(num_classes), bad(f"class {ann['category_id']!r}")
+        assert ann.get("iscrowd", 0) in (0, 1), bad(f"iscrowd {ann['iscrowd']!r}")
         bbox = ann["bbox"]
-        assert len(bbox) == 4 and _finite_numbers(bbox), describe()
+        assert len(bbox) == 4 and _finite_numbers(bbox), bad(f"bbox {bbox!r}")
         if ann.get("bbox_mode", BoxMode.XYWH_ABS) == BoxMode.XYWH_ABS:
-            assert bbox[2] > 0 and bbox[3] > 0, describe()
+            assert bbox[2] > 0 and bbox[3] > 0, bad(f"empty bbox {bbox!r}")
         segm = ann.get("segmentation")
         if isinstance(segm, dict):
-            assert list(segm["size"]) == [h, w], describe()
-            assert mask_util.decode(segm).shape == (h, w), describe()
+            assert list(segm["size"]) == [h, w], bad(f"RLE size {segm['size']}")
+            assert mask_util.decode(segm).shape == (h, w), bad("RLE")
         elif segm:
             for part in segm:
-                assert len(part) >= 6 and len(part) % 2 == 0 and _finite_numbers(part), describe()
+                ok = len(part) >= 6 and len(part) % 2 == 0 and _finite_numbers(part)
+                assert ok, bad(f"polygon {part!r:.200}")
+
+
+# ---- The training mapper on what validation accepts -----------------------------------------
+
+
+def _readable_as_recorded(record):
+    try:
+        with Image.open(record["file_name"]) as image:
+            image.load()
+            return image.size == (record["width"], record["height"])
+    except OSError:
+        return False
+
+
+def _check_mapped(mappers, record, describe, num_classes=NUM_CATEGORIES):
+    """Every mapper turns ``record`` into training targets, or skips (None) an image that
+    cannot be read as recorded (detectron2's loader then takes another image)."""
+    for mapper in mappers:
+        out = mapper(record)
+        if out is None:
+            assert not _readable_as_recorded(record), f"readable image skipped\n  in {describe()}"
+            continue
+        _check_trainable(out, describe, num_classes)
+
+
+def _check_trainable(out, describe, num_classes):
+    image, inst = out["image"], out["instances"]
+    assert image.dtype == torch.uint8 and image.ndim == 3 and image.shape[0] == 3, describe()
+    h, w = image.shape[1:]
+    n = len(inst)
+    assert inst.image_size == (h, w), describe()
+    boxes = inst.gt_boxes.tensor
+    assert boxes.shape == (n, 4) and torch.isfinite(boxes).all(), f"{boxes}\n  in {describe()}"
+    assert (boxes[:, 2:] > boxes[:, :2]).all(), f"empty box {boxes}\n  in {describe()}"
+    assert inst.gt_classes.dtype == torch.int64, describe()
+    assert ((inst.gt_classes >= 0) & (inst.gt_classes < num_classes)).all(), describe()
+    has_mask = inst.gt_has_mask
+    assert has_mask.dtype == torch.bool and has_mask.shape == (n,), describe()
+    masks = inst.gt_masks
+    assert len(masks) == n, describe()
+    if isinstance(masks, BitMasks):
+        assert masks.tensor.shape == (n, h, w), describe()
+        assert not masks.tensor[~has_mask].any(), f"mask on a box-only instance\n  in {describe()}"
+        assert masks.tensor[has_mask].flatten(1).any(1).all(), f"empty mask\n  in {describe()}"
+    else:
+        assert isinstance(masks, PolygonMasks), describe()
+        for polygons, has in zip(masks.polygons, has_mask.tolist()):
+            assert bool(polygons) == has, f"polygons {polygons} vs {has}\n  in {describe()}"
+            assert all(p.size >= 6 and np.isfinite(p).all() for p in polygons), describe()
+    if has_mask.any():
+        # What the mask loss rasterizes: must be fast and finite for any accepted polygon.
+        targets = masks[has_mask].crop_and_resize(boxes[has_mask], 28)
+        assert targets.shape == (int(has_mask.sum()), 28, 28), describe()
+
+
+# ---- Dataset dicts through validate_coco_dicts and then the mapper ---------------------------
+
+
+def _fuzz_annotation(rng, ann_id, w, h):
+    """(annotation, whether it is meant to be broken). Most are valid but unusual."""
+    ann = {
+        "id": ann_id,
+        "category_id": int(rng.integers(NUM_CATEGORIES)),
+        "bbox": [float(v) for v in rng.uniform(-4, [w, h, w, h])],
+        "bbox_mode": BoxMode.XYWH_ABS,
+    }
+    kind = int(rng.integers(14))
+    hostile = kind >= 10
+    if kind == 0:
+        ann["segmentation"] = [_valid_polygon(rng, w, h) for _ in range(rng.integers(1, 4))]
+    elif kind == 1:
+        ann["segmentation"] = [_valid_polygon(rng, w, h, points=50_000)]
+    elif kind == 2:  # partly outside the image, as real annotations can be
+        shift = rng.uniform(-0.4, 0.4, 2) * [w, h]
+        ann["segmentation"] = [
+            (np.reshape(_valid_polygon(rng, w, h), (-1, 2)) + shift).ravel().tolist()
+        ]
+    elif kind == 3:
+        ann["segmentation"] = _rle(rng, w, h, compressed=bool(rng.integers(2)))
+    elif kind == 4:
+        ann["segmentation"] = _pick(rng, [[], None, [[]], [[1, 1, 2, 2]]])
+    elif kind == 5:
+        ann["iscrowd"] = 1
+        ann["segmentation"] = _rle(rng, w, h)
+    elif kind == 6:
+        ann["bbox"] = _pick(rng, [[0, 0, 1e-6, 1e-6], [0, 0, 1e300, 1e300], [w + 5, h + 5, 3, 3]])
+        ann["segmentation"] = [_valid_polygon(rng, w, h)]
+    elif kind == 7:
+        ann["bbox_mode"] = BoxMode.XYXY_ABS
+        ann["bbox"] = [1.0, 2.0, float(rng.uniform(0, w)), float(rng.uniform(0, h))]
+    elif kind == 8:
+        ann["bbox"] = [1.0, 1.0, _pick(rng, [0.0, -3.0]), 5.0]  # degenerate: a counted skip
+    elif kind == 9:
+        ann["segmentation"] = [_valid_polygon(rng, w, h), _hostile_polygon_part(rng, w, h)]
+        hostile = None  # may or may not be broken; if it is, the error must name it
+    elif kind == 10:
+        ann["segmentation"] = _hostile_rle(rng, w, h)
+        hostile = None
+    elif kind == 11:
+        ann["bbox"] = _hostile_box(rng, w, h)
+        hostile = None
+    elif kind == 12:
+        ann[_pick(rng, ["category_id", "bbox", "segmentation", "iscrowd", "bbox_mode"])] = _pick(
+            rng, HOSTILE_VALUES + [np.float32(1.0), np.zeros(4), (1, 2, 3, 4)]
+        )
+        hostile = None
+    else:
+        ann.pop(_pick(rng, ["category_id", "bbox"]))
+    return ann, hostile
+
+
+def _fuzz_record(rng, image_id, image_root):
+    name = _pick(rng, list(GOOD_IMAGES) * 4 + BAD_IMAGES)
+    w, h = GOOD_IMAGES.get(name, (32, 32))
+    record = {"file_name": os.path.join(image_root, name), "image_id": image_id}
+    record.update(width=w, height=h)
+    if rng.random() < 0.1:
+        record[_pick(rng, ["width", "height"])] += _pick(rng, [-1, 1, 100])
+    anns = [_fuzz_annotation(rng, 100 * image_id + k, w, h) for k in range(rng.integers(0, 7))]
+    record["annotations"] = [ann for ann, _ in anns]
+    where = [f"annotation id {ann['id']}" for ann, hostile in anns if hostile is not False]
+    if name in BAD_IMAGES or (w, h) != (record["width"], record["height"]):
+        where.append(f"image id {image_id} (")
+    return record, where
+
+
+def test_dataset_dict_fuzz_through_validation_and_mapper(image_root, mappers):
+    outcomes = {"error": 0, "mapped": 0}
+    for case in range(NUM_DICT_CASES):
+        rng = _rng(1, case)
+        made = [_fuzz_record(rng, image_id, image_root) for image_id in (1, 2)]
+        dicts = [record for record, _ in made]
+        where = [w for _, ws in made for w in ws]
+        check_sizes = bool(rng.random() < 0.7)  # off: the mapper meets the wrong sizes
+
+        def describe():
+            return f"dict case {case} (check_image_sizes={check_sizes}): {dicts!r:.2000}"
+
+        with _bounded_case(describe):
+            try:
+                dicts, _ = validate_coco_dicts(
+                    dicts,
+                    "fuzz.json",
+                    category_ids=range(NUM_CATEGORIES),
+                    check_image_sizes=check_sizes,
+                )
+            except Exception as e:
+                _check_clear_error(e, ["fuzz.json"], where, describe)
+                outcomes["error"] += 1
+                continue
+            for record in dicts:
+                _check_record(record, NUM_CATEGORIES, describe)
+                _check_mapped(mappers, record, describe)
+            outcomes["mapped"] += 1
+    assert min(outcomes.values()) >= NUM_DICT_CASES // 10, outcomes
+
+
+# ---- Visual Genome files through load_vg_tables, then the mapper ----------------------------
+
+VG_SYNSETS = [["dog.n.01"], ["cat.n.01"], [], ["dog.n.01", "cat.n.01"], ["tree.n.01"]]
+
+
+@pytest.fixture(scope="module")
+def vg_image_root(tmp_path_factory, image_root):
+    root = tmp_path_factory.mktemp("vg_images")
+    os.mkdir(root / "VG_100K")
+    for image_id in (1, 2, 3):
+        os.link(os.path.join(image_root, "a.jpg"), root / "VG_100K" / f"{image_id}.jpg")
+    return str(root)
+
+
+def _base_vg():
+    url = "https://cs.stanford.edu/people/rak248/VG_100K/{}.jpg"
+    images = [
+        {"image_id": i, "width": 32, "height": 32, "coco_id": None, "url": url.format(i)}
+        for i in (1, 2, 3)
+    ]
+    objects = [
+        {
+            "image_id": i,
+            "objects": [
+                {"object_id": 10 * i + k, "synsets": s, "x": k, "y": 2, "w": 9, "h": 7}
+                for k, s in enumerate(VG_SYNSETS)
+            ],
+        }
+        for i in (1, 2, 3)
+    ]
+    return images, objects
+
+
+def _mutate_vg(rng, images, objects):
+    kind = int(rng.integers(5))
+    if kind == 0:
+        entry, keys = _pick(rng, images), ["image_id", "width", "height", "coco_id", "url"]
+    elif kind == 1:
+        entry, keys = _pick(rng, objects), ["image_id", "objects"]
+    else:
+        entry = _pick(rng, _entries(_pick(rng, objects), "objects") or [{}])
+        keys = ["synsets", "x", "y", "w", "h"]
+    if rng.integers(3):
+        entry[_pick(rng, keys)] = _pick(rng, HOSTILE_VALUES + HOSTILE_NUMBERS)
+    else:
+        entry.pop(_pick(rng, keys), None)
+
+
+def _vg_case(rng, folder):
+    images, objects = _base_vg()
+    log = []
+    for _ in range(int(rng.integers(1, 4))):
+        _mutate_vg(rng, images, objects)
+    files = [os.path.join(folder, "image_data.json"), os.path.join(folder, "objects.json")]
+    texts = [json.dumps(images), json.dumps(objects)]
+    log.append(texts)
+    if rng.random() < 0.25:
+        k = int(rng.integers(2))
+        texts[k] = _break_text(rng, texts[k])
+        log.append(f"text of {os.path.basename(files[k])}: {texts[k][:60]!r}")
+    for path, text in zip(files, texts):
+        with open(path, "wb") as f:
+            f.write(text if isinstance(text, bytes) else text.encode())
+    return files, log
+
+
+@pytest.mark.xfail(
+    strict=True,  # remove once fixed: the test then passes and strict turns that into a failure
+    reason="vg_json/vg_tables do not validate hostile input: ints beyond int64 raise "
+    "OverflowError, deep nesting RecursionError, non-UTF-8 text a UnicodeDecodeError without "
+    "the file name; NaN/inf/negative boxes and non-positive image sizes reach the dicts",
+)
+def test_visual_genome_fuzz(tmp_path, vg_image_root, mappers):
+    outcomes = {"error": 0, "loaded": 0}
+    for case in range(NUM_VG_CASES):
+        rng = _rng(2, case)
+        folder = tmp_path / f"vg{case}"
+        folder.mkdir()
+        files, log = _vg_case(rng, str(folder))
+
+        def describe():
+            return f"VG case {case}: {log!r:.3000}"
+
+        with _bounded_case(describe):
+            try:
+                tables = load_vg_tables(*files)
+            except Exception as e:
+                _check_clear_error(e, files, None, describe)
+                outcomes["error"] += 1
+                continue
+            synsets = [str(s) for s in tables.synsets]
+            categories = VGCategories(thing_classes=synsets, synsets=synsets, num_coco=0)
+            keep = np.ones(len(tables.image_ids), dtype=bool)
+            for record in vg_dataset_dicts(tables, categories, vg_image_root, keep):
+                _check_record(record, len(synsets), describe)
+                _check_mapped(mappers, record, describe, num_classes=len(synsets))
+            outcomes["loaded"] += 1
+    assert min(outcomes.values()) >= NUM_VG_CASES // 10, outcomes
+
+
+# ---- What the fuzzing found, as named regressions --------------------------------------------
+
+
+def _set_first(key, field, value):
+    def mutate(data):
+        data[key][0][field] = value
+
+    return mutate
+
+
+FOUND_BY_FUZZING = {  # each crashed, hung or raised an unclear error before it was fixed
+    "polygon 1e9 away (segfault)": (
+        _set_first("annotations", "segmentation", [[0, 0, 1e9, 0, 1e9, 1e9]]),
+        "annotation id 1: polygon coordinates .* far outside the 32x32 image",
+    ),
+    "corrupt image file": (
+        _set_first("images", "file_name", "corrupt.jpg"),
+        "image id 1 .*: image file cannot be read",
+    ),
+    "string image id (TypeError sorting ids)": (
+        _set_first("images", "id", "1"),
+        "image 'id' must be an integer",
+    ),
+    "duplicate image id (one entry silently lost)": (
+        lambda data: data["images"].append(dict(data["images"][0])),
+        "duplicate image id",
+    ),
+    "category without name (KeyError)": (
+        lambda data: data["categories"][0].pop("name"),
+        "needs an integer 'id' and a string 'name'",
+    ),
+    "iscrowd NaN (instance silently ignored)": (
+        _set_first("annotations", "iscrowd", NAN),
+        "annotation id 1: iscrowd must be 0 or 1",
+    ),
+    "no images list (every annotation silently orphaned)": (
+        lambda data: data.pop("images"),
+        "no 'images' list",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FOUND_BY_FUZZING))
+def test_found_by_fuzzing(tmp_path, image_root, case):
+    mutate, problem = FOUND_BY_FUZZING[case]
+    data = _base_coco()
+    mutate(data)
+    json_file = tmp_path / "found.json"
+    json_file.write_text(json.dumps(data))
+    with pytest.raises(AnnotationError, match=problem) as e:
+        load_partially_supervised_coco_json(str(json_file), image_root)
+    assert str(e.value).startswith(str(json_file))
+
+
+@pytest.mark.parametrize("text", ["[" * 100_000, "[1, 2]", "\xff{}"])
+def test_unparsable_json_is_an_annotation_error(tmp_path, text):
+    json_file = tmp_path / "found.json"
+    json_file.write_bytes(text.encode("latin-1"))
+    with pytest.raises(AnnotationError, match="not a valid COCO instances json") as e:
+        load_partially_supervised_coco_json(str(json_file), str(tmp_path))
+    assert str(e.value).startswith(str(json_file))

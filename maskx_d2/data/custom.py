@@ -14,6 +14,7 @@ skipped and counted).
 
 import contextlib
 import io
+import json
 import os
 from typing import Iterable, List, Optional, Sequence, Union
 
@@ -21,7 +22,7 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.structures import BoxMode
 from detectron2.utils.file_io import PathManager
 
-from .validation import AnnotationError, validate_coco_dicts
+from .validation import AnnotationError, check_coco_json_structure, validate_coco_dicts
 
 __all__ = [
     "register_partially_supervised_coco_json",
@@ -75,14 +76,18 @@ def _read_coco_api(json_file: str):
     from pycocotools.coco import COCO
 
     try:
-        with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
-            return COCO(PathManager.get_local_path(json_file))
-    except (KeyError, TypeError, ValueError) as e:  # ValueError includes JSONDecodeError
+        with PathManager.open(json_file, "rb") as f:
+            dataset = json.load(f)
+    except (ValueError, RecursionError) as e:  # ValueError: JSONDecodeError, UnicodeDecodeError
         raise AnnotationError(
-            json_file,
-            f"not a valid COCO instances json ({type(e).__name__}: {e}); every image needs an "
-            "'id', every annotation an 'id' and an 'image_id'",
+            json_file, f"not a valid COCO instances json ({type(e).__name__}: {e})"
         ) from e
+    check_coco_json_structure(dataset, json_file)
+    coco = COCO()
+    coco.dataset = dataset
+    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
+        coco.createIndex()
+    return coco
 
 
 def load_partially_supervised_coco_json(

@@ -6,7 +6,9 @@ annotation has a usable segmentation (polygons or RLE), and an empty placeholder
 trains its mask branch only where it is True. A box-only instance's placeholder is never a
 mask: the model never sees a mask for it.
 """
+
 import copy
+import logging
 from typing import List
 
 import numpy as np
@@ -14,8 +16,16 @@ import torch
 from detectron2.data import DatasetMapper
 from detectron2.data import detection_utils as utils
 from detectron2.structures import BitMasks, Instances, PolygonMasks
+from PIL import Image
 
 __all__ = ["PartiallySupervisedDatasetMapper", "has_usable_segmentation"]
+
+logger = logging.getLogger(__name__)
+
+# Raised while reading an image: unreadable, truncated or corrupt file, or a size other than
+# the dataset dict's (detectron2's SizeMismatchError, checked at load time only for datasets
+# under validation.SIZE_CHECK_MAX_IMAGES images).
+_UNREADABLE_IMAGE = (OSError, Image.DecompressionBombError, utils.SizeMismatchError)
 
 
 def has_usable_segmentation(segmentation) -> bool:
@@ -46,6 +56,26 @@ class PartiallySupervisedDatasetMapper(DatasetMapper):
     on, ``gt_masks`` (PolygonMasks, or BitMasks when any mask of the image is RLE/bitmap or
     ``INPUT.MASK_FORMAT == "bitmask"``) and ``gt_has_mask`` (N,) bool.
     """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.num_skipped_images = 0
+
+    def __call__(self, dataset_dict):
+        """As :class:`DatasetMapper`; in training, an image that cannot be read as recorded
+        is skipped (None: detectron2's loader takes another one) with a counted warning, so a
+        single bad file among millions does not end a run hours in."""
+        try:
+            return super().__call__(dataset_dict)
+        except _UNREADABLE_IMAGE as e:
+            if not self.is_train:
+                raise
+            self.num_skipped_images += 1
+            logger.warning(
+                f"Skipping image {dataset_dict.get('file_name')} ({type(e).__name__}: {e}); "
+                f"{self.num_skipped_images} image(s) skipped by this loader worker so far"
+            )
+            return None
 
     def _transform_annotations(self, dataset_dict, transforms, image_shape):
         annos = []

@@ -42,7 +42,7 @@ __all__ = [
 ]
 
 # Bump when the output of the generator changes for the same parameters (invalidates caches).
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 4
 
 SYNTHETIC_CLASSES = list(SHAPES)
 # Set A = every other class of SYNTHETIC_CLASSES; set B = the rest.

@@ -7,15 +7,25 @@ either an error or a counted skip; nothing is silently relabelled.
 Errors raise :class:`AnnotationError` (a ``ValueError``) whose message names the json file, the
 image id and file name, the annotation id and the problem:
 
-  - category id not among the json's ``categories`` (a wrong label is worse than a crash);
+  - a json whose structure pycocotools cannot index (:func:`check_coco_json_structure`: not
+    an object, ``images``/``categories`` missing or not lists of objects, non-integer or
+    duplicate image/category ids, non-integer annotation ``id``/``image_id``/``category_id``);
+  - category id not an integer or not among the json's ``categories`` (a wrong label is worse
+    than a crash); ``iscrowd`` other than 0/1 (detectron2 would treat any other value as crowd
+    and silently drop the instance from training);
   - ``bbox`` missing, not 4 numbers, or with NaN/inf;
   - ``segmentation`` that is neither a list of polygons nor an RLE dict, polygon coordinates
-    that are not numbers or are NaN/inf;
+    that are not numbers, are NaN/inf, or lie farther outside the image than
+    :data:`POLYGON_MARGIN` times its size (pycocotools' rasterizer, used by the mapper and the
+    mask loss, takes seconds on coordinates ~1e7 and crashes the process on ~1e9);
   - RLE whose ``size`` is not the image's ``[height, width]`` (the mask would be misaligned),
     whose ``counts`` is neither a string nor a list of non-negative ints, or whose counts do
     not add up to height * width (truncated or corrupt; pycocotools would decode garbage);
-  - image entry without a positive integer height/width, image file missing (``check_files``);
-  - image file whose size differs from the json (``check_image_sizes``, see below).
+  - image entry without a positive integer height/width or a string file name, image file
+    missing (``check_files``);
+  - image file that cannot be read or whose size differs from the json
+    (``check_image_sizes``, see below; only the header is read, so a file truncated after it
+    is caught by the training mapper, which skips it with a counted warning).
 
 Counted skips (reported in the counts dict and in one summary line per dataset on the logger
 ``maskx_d2.data``; a warning when anything was skipped):
@@ -40,6 +50,7 @@ by detectron2's ``check_image_size`` when the mapper reads it.
 
 import logging
 import math
+import numbers
 import os
 from operator import mul
 from typing import Dict, Iterable, List, Optional, Tuple
@@ -52,7 +63,9 @@ from detectron2.structures import BoxMode
 __all__ = [
     "AnnotationError",
     "SKIP_REASONS",
+    "check_coco_json_structure",
     "SIZE_CHECK_MAX_IMAGES",
+    "POLYGON_MARGIN",
     "validate_coco_dicts",
     "image_size_from_file",
 ]
@@ -67,6 +80,9 @@ SKIP_REASONS = (
 )
 # Datasets with fewer images get their image sizes checked by default (a few seconds at most).
 SIZE_CHECK_MAX_IMAGES = 20000
+# Polygon coordinates may lie outside the image by at most this fraction of its width/height
+# (annotation tools overshoot by a pixel or so; farther is corrupt data).
+POLYGON_MARGIN = 1.0
 
 _EXIF_ORIENTATION = 0x0112
 _TRANSPOSING_ORIENTATIONS = (5, 6, 7, 8)
@@ -104,6 +120,10 @@ def _is_number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
+def _is_integer(v) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
 def _check_box(bbox, bbox_mode) -> Tuple[Optional[str], bool]:
     """Return (problem or None, whether the box has zero or negative width or height)."""
     not_numbers = f"bbox must be 4 numbers [x, y, width, height], got {bbox!r}"
@@ -115,6 +135,8 @@ def _check_box(bbox, bbox_mode) -> Tuple[Optional[str], bool]:
         return not_numbers, False
     if not finite:
         return f"bbox has NaN/inf coordinates: {bbox!r}", False
+    if not isinstance(bbox_mode, int):  # an array would compare element-wise below
+        return f"bbox_mode must be a BoxMode, got {bbox_mode!r}", False
     if bbox_mode == BoxMode.XYWH_ABS:
         w, h = bbox[2], bbox[3]
     elif bbox_mode == BoxMode.XYXY_ABS:
@@ -124,18 +146,19 @@ def _check_box(bbox, bbox_mode) -> Tuple[Optional[str], bool]:
     return None, w <= 0 or h <= 0
 
 
-def _polygon_area(poly: List[float]) -> float:
-    """Shoelace area of a flat [x0, y0, x1, y1, ...] polygon; NaN/inf if any coordinate is."""
-    xs, ys = poly[0::2], poly[1::2]
+def _polygon_area(xs: List[float], ys: List[float]) -> float:
+    """Shoelace area of the polygon (xs[i], ys[i]); NaN/inf if any coordinate is."""
     return 0.5 * abs(sum(map(mul, xs, ys[1:] + ys[:1])) - sum(map(mul, xs[1:] + xs[:1], ys)))
 
 
-def _valid_polygon_parts(segm: list) -> Tuple[Optional[str], list]:
+def _valid_polygon_parts(segm: list, height: int, width: int) -> Tuple[Optional[str], list]:
     """Split a polygon list into (problem or None, usable parts)."""
     not_numbers = (
         "segmentation must be a list of polygons [[x0, y0, x1, y1, ...], ...] of numbers or an "
         "RLE dict, got a part {}"
     )
+    x_min, x_max = -POLYGON_MARGIN * width, (1 + POLYGON_MARGIN) * width
+    y_min, y_max = -POLYGON_MARGIN * height, (1 + POLYGON_MARGIN) * height
     kept = []
     for poly in segm:
         if not isinstance(poly, list):
@@ -144,12 +167,20 @@ def _valid_polygon_parts(segm: list) -> Tuple[Optional[str], list]:
             if not all(map(_is_number, poly)):
                 return not_numbers.format(str(poly)[:80]), kept
             continue
+        xs, ys = poly[0::2], poly[1::2]
         try:  # checking every coordinate's type would double the cost on COCO's 1M polygons
-            area = _polygon_area(poly)
+            area = _polygon_area(xs, ys)
         except TypeError:
             return not_numbers.format(str(poly)[:80]), kept
         if not math.isfinite(area):
             return "polygon has NaN/inf coordinates", kept
+        # pycocotools rasterizes a polygon edge by edge, pixel by pixel (in the mapper and in
+        # the mask loss): coordinates ~1e7 away take seconds, ~1e9 crash the process.
+        if not (x_min <= min(xs) and max(xs) <= x_max and y_min <= min(ys) and max(ys) <= y_max):
+            return (
+                f"polygon coordinates reach x in [{min(xs):.6g}, {max(xs):.6g}], y in "
+                f"[{min(ys):.6g}, {max(ys):.6g}], far outside the {width}x{height} image"
+            ), kept
         if area > 0:
             kept.append(poly)
     return None, kept
@@ -207,16 +238,69 @@ def _check_rle(segm: dict, height: int, width: int) -> Tuple[Optional[str], dict
     return None, segm
 
 
+def check_coco_json_structure(dataset, json_file: str) -> None:
+    """Check what pycocotools and the loader index by, before they do, so that a broken json
+    is reported with the entry at fault instead of a KeyError/TypeError deep inside them.
+
+    ``images`` and ``categories`` must be lists of objects with unique integer ``id`` (and a
+    string ``name`` for categories); ``annotations``, if present, a list of objects with
+    integer ``id``, ``image_id`` and ``category_id``.
+    """
+
+    def fail(problem, record=None, annotation=None):
+        raise AnnotationError(
+            json_file, f"not a valid COCO instances json: {problem}", record, annotation
+        )
+
+    if not isinstance(dataset, dict):
+        fail(f"the top level must be an object, got {type(dataset).__name__}")
+    for key in ("images", "annotations", "categories"):
+        if key not in dataset and key != "annotations":  # image-info jsons have no annotations
+            fail(f"no '{key}' list")
+        if not isinstance(dataset.get(key, []), list):
+            fail(f"'{key}' must be a list, got {type(dataset[key]).__name__}")
+        for k, entry in enumerate(dataset.get(key, [])):
+            if not isinstance(entry, dict):
+                fail(f"{key} entry #{k} is not an object: {str(entry)[:80]}")
+
+    image_ids = set()
+    for image in dataset["images"]:
+        record = {"image_id": image.get("id"), "file_name": image.get("file_name")}
+        if not _is_integer(image.get("id")):
+            fail(f"image 'id' must be an integer, got {image.get('id')!r}", record)
+        if image["id"] in image_ids:  # pycocotools would keep only the last entry
+            fail("duplicate image id", record)
+        image_ids.add(image["id"])
+    category_ids = set()
+    for category in dataset["categories"]:
+        if not _is_integer(category.get("id")) or not isinstance(category.get("name"), str):
+            fail(f"category {str(category)[:80]} needs an integer 'id' and a string 'name'")
+        if category["id"] in category_ids:
+            fail(f"duplicate category id {category['id']}")
+        category_ids.add(category["id"])
+    for ann in dataset.get("annotations", []):
+        for key in ("id", "image_id", "category_id"):
+            if not _is_integer(ann.get(key)):
+                record = {"image_id": ann.get("image_id"), "file_name": "?"}
+                fail(f"annotation '{key}' must be an integer, got {ann.get(key)!r}", record, ann)
+
+
 def _check_image(record: dict, check_files: bool, check_size: bool) -> Optional[str]:
     height, width = record.get("height"), record.get("width")
     if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (height, width)):
         return f"image entry needs positive integer height and width, got {height!r}, {width!r}"
     if not (check_files or check_size):
         return None
-    if not os.path.isfile(record["file_name"]):
+    file_name = record.get("file_name")
+    if not isinstance(file_name, str):  # os.path.isfile(3) would test file descriptor 3
+        return f"image entry needs a 'file_name' string, got {file_name!r}"
+    if not os.path.isfile(file_name):
         return "image file not found"
     if check_size:
-        file_wh = image_size_from_file(record["file_name"])
+        try:
+            file_wh = image_size_from_file(file_name)
+        except (OSError, Image.DecompressionBombError) as e:  # corrupt, empty, not an image
+            return f"image file cannot be read ({type(e).__name__}: {e})"
         if file_wh != (width, height):
             return (
                 f"image file is {file_wh[0]}x{file_wh[1]} (width x height) but the json says "
@@ -231,10 +315,15 @@ def _clean_annotation(ann, record, json_file, category_ids, counts) -> bool:
     def fail(problem):
         raise AnnotationError(json_file, problem, record, ann)
 
-    if "category_id" not in ann:
-        fail("annotation has no category_id")
-    if category_ids is not None and ann["category_id"] not in category_ids:
-        fail(f"category id {ann['category_id']!r} is not among the json's categories")
+    category_id = ann.get("category_id")
+    if not _is_integer(category_id):  # a float or a string would be a silently wrong label
+        fail(f"'category_id' must be an integer, got {category_id!r}")
+    if category_ids is not None and category_id not in category_ids:
+        fail(f"category id {category_id!r} is not among the json's categories")
+    iscrowd = ann.get("iscrowd", 0)
+    if not (isinstance(iscrowd, numbers.Integral) and iscrowd in (0, 1)):
+        # detectron2 ignores any non-zero value as crowd: "0", [] or NaN would drop the box.
+        fail(f"iscrowd must be 0 or 1, got {iscrowd!r}")
     problem, degenerate = _check_box(ann.get("bbox"), ann.get("bbox_mode", BoxMode.XYWH_ABS))
     if problem:
         fail(problem)
@@ -243,7 +332,7 @@ def _clean_annotation(ann, record, json_file, category_ids, counts) -> bool:
         return False
 
     segm = ann.get("segmentation")
-    if not segm:  # absent, None or []: a box-only instance
+    if segm is None or (isinstance(segm, (list, dict)) and not segm):  # a box-only instance
         ann.pop("segmentation", None)
         return True
     if isinstance(segm, dict):
@@ -252,7 +341,7 @@ def _clean_annotation(ann, record, json_file, category_ids, counts) -> bool:
             fail(problem)
         ann["segmentation"] = segm
     elif isinstance(segm, list):
-        problem, kept = _valid_polygon_parts(segm)
+        problem, kept = _valid_polygon_parts(segm, record["height"], record["width"])
         if problem:
             fail(problem)
         if len(kept) < len(segm):
@@ -304,9 +393,12 @@ def validate_coco_dicts(
         problem = _check_image(record, check_files, check_image_sizes)
         if problem:
             raise AnnotationError(json_file, problem, record)
+        annotations = record.get("annotations", [])
+        if not (isinstance(annotations, list) and all(isinstance(a, dict) for a in annotations)):
+            raise AnnotationError(json_file, "'annotations' must be a list of dicts", record)
         record["annotations"] = [
             ann
-            for ann in record.get("annotations", [])
+            for ann in annotations
             if _clean_annotation(ann, record, json_file, category_ids, counts)
         ]
     _log_summary(dataset_dicts, dataset_name or json_file, counts)
