@@ -5,10 +5,13 @@
     python train_net.py --config-file CFG --num-gpus 8
     python train_net.py --config-file CFG --eval-only MODEL.WEIGHTS /path/to/model_final.pth
     python train_net.py --config-file CFG --resume
+    python train_net.py --config-file CFG --dataset-module my_data.py   # your registered data
 
 Only three things differ from detectron2's tools/train_net.py: the config gets Mask^X keys,
 training uses the partially supervised mapper, and evaluation reports sets A and B.
 """
+import importlib
+import importlib.util
 import logging
 import os
 import weakref
@@ -77,6 +80,21 @@ class Trainer(DefaultTrainer):
         return results
 
 
+def import_dataset_module(spec: str) -> None:
+    """Import a user module (dotted name or .py path) that registers datasets.
+
+    Called in ``main`` so every training process, including those that ``launch`` spawns,
+    registers the data before the config names it.
+    """
+    if spec.endswith(".py"):
+        if not os.path.isfile(spec):
+            raise FileNotFoundError(f"--dataset-module: no such file {spec}")
+        module_spec = importlib.util.spec_from_file_location("maskx_user_datasets", spec)
+        module_spec.loader.exec_module(importlib.util.module_from_spec(module_spec))
+    else:
+        importlib.import_module(spec)
+
+
 def setup(args):
     cfg = get_cfg()
     add_maskx_config(cfg)
@@ -90,6 +108,8 @@ def setup(args):
 
 
 def main(args):
+    for spec in args.dataset_module:
+        import_dataset_module(spec)
     cfg = setup(args)
     if args.eval_only:
         model = Trainer.build_model(cfg)
@@ -105,8 +125,15 @@ def main(args):
     return trainer.train()
 
 
+def argument_parser():
+    parser = default_argument_parser()
+    parser.add_argument("--dataset-module", action="append", default=[], metavar="MODULE",
+                        help="module name or .py file that registers your datasets (repeatable)")
+    return parser
+
+
 if __name__ == "__main__":
-    args = default_argument_parser().parse_args()
+    args = argument_parser().parse_args()
     launch(
         main,
         args.num_gpus,

@@ -12,13 +12,14 @@ The mask-free-rank test uses different images on the two ranks.
 """
 import copy
 import os
+import shutil
 from datetime import timedelta
 
 import maskx_d2  # noqa: F401,I001  (first: makes detectron2 importable)
 import pytest
 import torch
 from detectron2.data import DatasetCatalog, MetadataCatalog
-from detectron2.engine import HookBase, default_argument_parser, launch
+from detectron2.engine import HookBase, launch
 from detectron2.utils import comm
 
 import train_net
@@ -34,24 +35,23 @@ OPTS = [
 ]
 
 
-def _first_image(with_masks: bool):
+def _records(tmp_path, masks):
+    """Copies of the first training image, with masks or box-only as ``masks`` cycles.
+
+    The image is copied next to the run: the shared datasets folder may be regenerated meanwhile.
+    """
     record = copy.deepcopy(DatasetCatalog.get("synthetic_shapes_train")[0])
     assert any("segmentation" in a for a in record["annotations"])
-    if not with_masks:
-        for anno in record["annotations"]:
-            anno.pop("segmentation", None)
-    return record
-
-
-# Registered at import: spawned workers import this module to find _worker.
-for _name, _masks in (("dist_same_image", [True]), ("dist_masks_or_box_only", [True, False])):
-    DatasetCatalog.register(_name, lambda m=_masks: [_first_image(x) for x in m * 8])
-    MetadataCatalog.get(_name).set(
-        thing_classes=MetadataCatalog.get("synthetic_shapes_train").thing_classes)
+    record["file_name"] = str(shutil.copy(record["file_name"], tmp_path / "image.png"))
+    box_only = copy.deepcopy(record)
+    for anno in box_only["annotations"]:
+        anno.pop("segmentation", None)
+    return [record if m else box_only for m in masks * 8]
 
 
 class _Record(HookBase):
-    """Saves the (rank-averaged, unsmoothed) losses, whether this rank's its batches had masks, and final weights."""
+    """Saves per rank: whether each batch had masks, final weights, and (main process) the
+    unsmoothed rank-averaged losses."""
 
     def __init__(self, out):
         self.out, self.had_masks = out, []
@@ -71,24 +71,31 @@ class _Record(HookBase):
                    os.path.join(self.out, f"rank{comm.get_rank()}.pth"))
 
 
-def _worker(out, opts):
+def _worker(out, opts, records):
+    if "dist_test" in DatasetCatalog.list():  # the single-process run is in the test process
+        DatasetCatalog.remove("dist_test")
+    DatasetCatalog.register("dist_test", lambda: records)
+    MetadataCatalog.get("dist_test").set(
+        thing_classes=MetadataCatalog.get("synthetic_shapes_train").thing_classes)
     build_hooks = train_net.Trainer.build_hooks
     train_net.Trainer.build_hooks = lambda self: build_hooks(self) + [_Record(out)]
-    argv = ["--config-file", INSTANT, "OUTPUT_DIR", out, *OPTS, *opts]
-    train_net.main(default_argument_parser().parse_args(argv))
+    argv = ["--config-file", INSTANT, "OUTPUT_DIR", out, "DATASETS.TRAIN", "('dist_test',)",
+            *OPTS, *opts]
+    train_net.main(train_net.argument_parser().parse_args(argv))
 
 
-def _train(out, processes, *opts):
+def _train(out, processes, records, *opts):
     os.environ["OMP_NUM_THREADS"] = "1"
-    launch(_worker, processes, dist_url="auto", args=(out, list(opts)),
+    launch(_worker, processes, dist_url="auto", args=(str(out), list(opts), records),
            timeout=timedelta(minutes=2))  # a hung collective fails the test instead
     return [torch.load(os.path.join(out, f"rank{r}.pth"), weights_only=False)
             for r in range(processes)]
 
 
 def test_two_processes_train_like_one_with_the_same_total_batch(tmp_path):
-    (single,) = _train(str(tmp_path / "one"), 1, "DATASETS.TRAIN", "('dist_same_image',)")
-    ranks = _train(str(tmp_path / "two"), 2, "DATASETS.TRAIN", "('dist_same_image',)")
+    records = _records(tmp_path, masks=[True])
+    (single,) = _train(tmp_path / "one", 1, records)
+    ranks = _train(tmp_path / "two", 2, records)
 
     assert len(single["losses"]) == 3
     # Observed: 1e-7 relative on losses, 3e-8 absolute on weights (summation order only).
@@ -100,7 +107,7 @@ def test_two_processes_train_like_one_with_the_same_total_batch(tmp_path):
 
 
 def test_a_rank_without_masks_neither_fails_nor_hangs(tmp_path):
-    ranks = _train(str(tmp_path), 2, "DATASETS.TRAIN", "('dist_masks_or_box_only',)")
+    ranks = _train(tmp_path, 2, _records(tmp_path, masks=[True, False]))
     # Some step had masks on one rank only: its mask branch took part with a zero loss.
     assert any(a != b for a, b in zip(ranks[0]["had_masks"], ranks[1]["had_masks"]))
     for key, value in ranks[0]["weights"].items():

@@ -9,7 +9,7 @@ import os
 import maskx_d2  # noqa: F401,I001  (first: makes detectron2 importable)
 import pytest
 import torch
-from detectron2.engine import HookBase, default_argument_parser
+from detectron2.engine import HookBase
 from detectron2.utils.events import get_event_storage
 
 import train_net
@@ -22,7 +22,7 @@ OPTS = ["SOLVER.MAX_ITER", "6", "SOLVER.CHECKPOINT_PERIOD", "3", "DATASETS.TEST"
 
 def _run(out, *extra):
     args = ["--config-file", INSTANT, *extra, "OUTPUT_DIR", out, *OPTS]
-    return train_net.main(default_argument_parser().parse_args(args))
+    return train_net.main(train_net.argument_parser().parse_args(args))
 
 
 def _weights(path):

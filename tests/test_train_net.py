@@ -3,8 +3,6 @@ import json
 import os
 
 import pytest
-from detectron2.engine import default_argument_parser
-
 import train_net
 
 INSTANT = os.path.join(os.path.dirname(__file__), "..", "configs", "Synthetic", "quick_schedules",
@@ -13,7 +11,7 @@ GROUPS = {"bbox", "segm", "bbox_A", "segm_A", "bbox_B", "segm_B"}
 
 
 def _run(*argv):
-    return train_net.main(default_argument_parser().parse_args(list(argv)))
+    return train_net.main(train_net.argument_parser().parse_args(list(argv)))
 
 
 def _iterations(output_dir):
@@ -58,3 +56,25 @@ def test_eval_only_reports_all_a_and_b(trained):
     assert GROUPS <= set(results)
     for key in GROUPS:
         assert set(results[key]) >= {"AP", "AP50", "AP75", "APs", "APm", "APl"}
+
+
+def test_dataset_module_registers_user_data(tmp_path):
+    """--dataset-module runs the user's registration before the config names the dataset."""
+    from coco_fixtures import coco_categories, make_coco_dataset, write_coco_dataset
+
+    dataset = make_coco_dataset(coco_categories([1, 2, 3]), num_images=2, instances_per_image=3)
+    write_coco_dataset(dataset, str(tmp_path / "train.json"), str(tmp_path / "images"))
+    module = tmp_path / "my_data.py"
+    module.write_text(
+        "from maskx_d2.data import register_partially_supervised_coco_json\n"
+        f"register_partially_supervised_coco_json('my_fixture_train', r'{tmp_path}/train.json',"
+        f" r'{tmp_path}/images', mask_classes=[1])\n"
+    )
+    out = tmp_path / "out"
+    _run("--dataset-module", str(module), "--config-file", INSTANT, "OUTPUT_DIR", str(out),
+         "DATASETS.TRAIN", "('my_fixture_train',)", "DATASETS.TEST", "()",
+         "MODEL.ROI_HEADS.NUM_CLASSES", "3", "SOLVER.MAX_ITER", "2", "INPUT.MIN_SIZE_TRAIN",
+         "(64,)")
+    assert os.path.exists(out / "model_final.pth")
+    with pytest.raises(FileNotFoundError, match="missing.py"):
+        _run("--dataset-module", str(tmp_path / "missing.py"), "--config-file", INSTANT)

@@ -27,7 +27,10 @@ class _ChunkedText:
 
     def refill(self) -> bool:
         """Append the next chunk (dropping consumed text); False at end of file."""
-        chunk = self.f.read(self.chunk_chars)
+        try:
+            chunk = self.f.read(self.chunk_chars)
+        except UnicodeDecodeError as e:  # its message names neither the file nor the place
+            raise ValueError(f"{self.f.name}: not UTF-8 text ({e})") from e
         if not chunk:
             self.eof = True
             return False
@@ -47,8 +50,8 @@ class _ChunkedText:
 def iter_json_array(path: str, chunk_chars: int = 1 << 22) -> Iterator[Any]:
     """Yield the elements of the JSON array stored in ``path``, in file order.
 
-    Raises ValueError naming ``path`` and the character offset when the file is not a
-    well-formed JSON array.
+    Raises ValueError naming ``path`` (and the character offset where there is one) when the
+    file is not a well-formed JSON array of UTF-8 text or nests deeper than the decoder can.
     """
     decoder = json.JSONDecoder()
     with open(path, encoding="utf-8") as f:
@@ -71,6 +74,10 @@ def iter_json_array(path: str, chunk_chars: int = 1 << 22) -> Iterator[Any]:
                     if e.pos >= len(text.buf) - _INCOMPLETE_SLACK and text.refill():
                         continue
                     fail(e.msg, text.base + e.pos)
+                except RecursionError:  # the C decoder recurses once per nesting level
+                    fail("nested too deeply", text.base + text.pos)
+                except ValueError as e:  # e.g. an integer literal beyond int()'s digit limit
+                    fail(str(e), text.base + text.pos)
                 # A value cut at the end of the chunk ("12" of "123", "-0." of "-0.5") decodes
                 # as a shorter one: only trust it when the separator after it is buffered too.
                 after = _WHITESPACE.match(text.buf, end).end()

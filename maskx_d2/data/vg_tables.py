@@ -9,6 +9,7 @@ validated by the source files' paths, sizes and mtimes, so later loads take abou
 """
 
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -25,7 +26,7 @@ __all__ = ["VGTables", "load_vg_tables", "parse_vg_tables"]
 logger = logging.getLogger(__name__)
 
 # Bump when the arrays below change meaning: old caches are then rebuilt.
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -58,26 +59,63 @@ class VGTables:
     num_objects: np.ndarray
 
 
-def _key_error(path: str, where: str, err: Exception) -> ValueError:
+# What a hostile value raises while it is read into the arrays: a missing key, a value of the
+# wrong type (array("f") rejects strings and None), an integer beyond the array's type.
+_BAD_VALUE_ERRORS = (KeyError, TypeError, AttributeError, OverflowError)
+
+
+def _is_int(v) -> bool:
+    return type(v) is int  # JSON integers only: not bool, which array("q") would take as 0/1
+
+
+def _bad_value(path: str, where: str, err: Exception) -> ValueError:
     what = f"missing required key {err}" if isinstance(err, KeyError) else f"bad value ({err})"
     return ValueError(f"{path}: {where}: {what}")
+
+
+def _where(i: int, entry, obj=None) -> str:
+    """'image entry #i (image id N), object id M', with what is known of a broken entry."""
+    where = f"image entry #{i}"
+    if isinstance(entry, dict):
+        where += f" (image id {entry.get('image_id')!r})"
+    if isinstance(obj, dict):
+        where += f", object id {obj.get('object_id')!r}"
+    return where
+
+
+def _check_image_entry(image_id, width, height, coco_id, url) -> str:
+    """The image's file name (see docs/visual_genome.md); TypeError for a value that
+    ``image_data.json`` cannot mean."""
+    if not (_is_int(width) and _is_int(height) and width > 0 and height > 0):
+        raise TypeError(f"width and height must be positive integers, got {width!r}, {height!r}")
+    if not (_is_int(image_id) and (coco_id is None or _is_int(coco_id))):
+        raise TypeError(f"image_id and coco_id must be integers, got {image_id!r}, {coco_id!r}")
+    # The VG release stores images as <folder>/<id>.jpg, folder = VG_100K or VG_100K_2.
+    parts = url.rsplit("/", 2)[-2:]
+    if len(parts) != 2 or not all(parts) or "\x00" in url:
+        raise TypeError(f"url must end in <folder>/<file>, got {url!r}")
+    return "/".join(parts)
 
 
 def _parse_image_data(path: str):
     ids, widths, heights, coco_ids, files = array("q"), array("i"), array("i"), array("q"), []
     for i, entry in enumerate(iter_json_array(path)):
         try:
-            ids.append(entry["image_id"])
-            widths.append(entry["width"])
-            heights.append(entry["height"])
-            coco_id = entry["coco_id"]
+            keys = ("image_id", "width", "height", "coco_id", "url")
+            image_id, width, height, coco_id, url = (entry[k] for k in keys)
+            files.append(_check_image_entry(image_id, width, height, coco_id, url))
+            ids.append(image_id)
+            widths.append(width)
+            heights.append(height)
             coco_ids.append(-1 if coco_id is None else coco_id)
-            # The VG release stores images as <folder>/<id>.jpg, folder = VG_100K or VG_100K_2.
-            files.append("/".join(entry["url"].rsplit("/", 2)[-2:]))
-        except (KeyError, TypeError, AttributeError) as e:
-            raise _key_error(path, f"image entry #{i}", e) from e
+        except _BAD_VALUE_ERRORS as e:
+            raise _bad_value(path, _where(i, entry), e) from e
+    image_ids = np.frombuffer(ids, np.int64)
+    unique, counts = np.unique(image_ids, return_counts=True)
+    if (counts > 1).any():  # objects would go to one of the images, the other left empty
+        raise ValueError(f"{path}: duplicate image id {int(unique[counts > 1][0])}")
     return dict(
-        image_ids=np.frombuffer(ids, np.int64),
+        image_ids=image_ids,
         widths=np.frombuffer(widths, np.int32),
         heights=np.frombuffer(heights, np.int32),
         coco_ids=np.frombuffer(coco_ids, np.int64),
@@ -90,41 +128,70 @@ def _parse_objects(path: str):
     syn, boxes, entry_ids, entry_sizes = array("i"), array("f"), array("q"), array("q")
     num_objects = 0
     for i, entry in enumerate(iter_json_array(path)):
-        start = len(syn)
+        start, obj = len(syn), None
         try:
-            objects = entry["objects"]
-            entry_ids.append(entry["image_id"])
+            objects, image_id = entry["objects"], entry["image_id"]
+            if not (type(objects) is list and _is_int(image_id)):
+                raise TypeError(f"need an integer image_id and a list of objects")
+            entry_ids.append(image_id)
             for obj in objects:
                 synsets = obj["synsets"]
+                if type(synsets) is not list:  # a string would be read as one synset per letter
+                    raise TypeError(f"synsets must be a list, got {synsets!r}")
                 for s in synsets:
                     k = index.get(s)
-                    if k is None:
+                    if k is None:  # new synsets are rare (~7k): check them here
+                        if not (type(s) is str and s and "\x00" not in s):
+                            raise TypeError(f"a synset must be a non-empty string, got {s!r}")
                         k = index[s] = len(counts)
                         counts.append(1)
                     else:
                         counts[k] += 1
                 if len(synsets) == 1:
                     syn.append(k)
+                    # bool is read as 0/1 here, as COCO validation reads a bbox; telling it
+                    # apart would cost a type check per coordinate of 3.8M objects.
                     boxes.extend((obj["x"], obj["y"], obj["w"], obj["h"]))
             num_objects += len(objects)
-        except (KeyError, TypeError, AttributeError) as e:
-            raise _key_error(path, f"image entry #{i}", e) from e
+        except _BAD_VALUE_ERRORS as e:
+            raise _bad_value(path, _where(i, entry, obj), e) from e
         entry_sizes.append(len(syn) - start)
+    object_boxes = np.frombuffer(boxes, np.float32).reshape(-1, 4)
+    entry_sizes = np.frombuffer(entry_sizes, np.int64)
+    _check_finite_boxes(path, object_boxes, entry_sizes)
     synsets = np.array(sorted(index, key=index.get) if index else [], dtype=str)
     return dict(
         synsets=synsets,
         synset_counts=np.array(counts, dtype=np.int64),
-        object_image_ids=np.repeat(
-            np.frombuffer(entry_ids, np.int64), np.frombuffer(entry_sizes, np.int64)
-        ),
+        object_image_ids=np.repeat(np.frombuffer(entry_ids, np.int64), entry_sizes),
         object_synsets=np.frombuffer(syn, np.int32),
-        object_boxes=np.frombuffer(boxes, np.float32).reshape(-1, 4),
+        object_boxes=object_boxes,
         num_objects=np.array(num_objects, dtype=np.int64),
     )
 
 
+def _check_finite_boxes(path: str, boxes: np.ndarray, entry_sizes: np.ndarray) -> None:
+    """Raise ValueError naming the first object whose box (N, 4) has NaN/inf, including values
+    beyond float32 (|v| > 3.4e38). Checked on the whole array; the file is read again only to
+    find the object id for the message."""
+    bad = np.flatnonzero(~np.isfinite(boxes).all(axis=1))
+    if len(bad) == 0:
+        return
+    ends = np.cumsum(entry_sizes)
+    i = int(np.searchsorted(ends, bad[0], side="right"))  # its entry in objects.json
+    j = int(bad[0] - (ends[i] - entry_sizes[i]))  # its rank among the entry's kept objects
+    entry = next(itertools.islice(iter_json_array(path), i, None))
+    obj = [o for o in entry["objects"] if len(o["synsets"]) == 1][j]
+    box = {k: obj[k] for k in "xywh"}
+    raise ValueError(
+        f"{path}: {_where(i, entry, obj)}: box coordinates must be finite numbers within "
+        f"float32 range (|v| < 3.4e38), got {box}"
+    )
+
+
 def parse_vg_tables(image_data_json: str, objects_json: str) -> VGTables:
-    """Read both VG files (no cache). Raises ValueError naming the file on bad content."""
+    """Read both VG files (no cache). Raises ValueError naming the file, and the image and
+    object where one is at fault, on bad content (policy: docs/visual_genome.md)."""
     return VGTables(**_parse_image_data(image_data_json), **_parse_objects(objects_json))
 
 
