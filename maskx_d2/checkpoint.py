@@ -11,6 +11,7 @@ renamed over its final name, and ``last_checkpoint`` likewise, so a crash or SIG
 leaves the previous checkpoint and the pointer to it usable (``--resume`` picks it up). Weights
 that are no longer finite are never saved: the last checkpoint stays the last good one.
 """
+
 import logging
 import os
 from typing import Dict, List
@@ -58,10 +59,13 @@ class MaskXCheckpointer(DetectionCheckpointer):
         logger.info(
             "Checkpoint summary: %d of %d model tensors loaded; %d re-initialized "
             "(shape mismatch: %s; absent from checkpoint: %s); %d checkpoint tensors unused (%s).",
-            len(summary["loaded"]), len(summary["loaded"]) + len(mismatch) + len(summary["absent"]),
+            len(summary["loaded"]),
+            len(summary["loaded"]) + len(mismatch) + len(summary["absent"]),
             len(mismatch) + len(summary["absent"]),
             ", ".join(f"{k} {tuple(a)}->{tuple(b)}" for k, (a, b) in mismatch.items()) or "none",
-            _group(summary["absent"]), len(summary["unused"]), _group(summary["unused"]),
+            _group(summary["absent"]),
+            len(summary["unused"]),
+            _group(summary["unused"]),
         )
         return incompatible
 
@@ -101,8 +105,11 @@ class MaskXCheckpointer(DetectionCheckpointer):
 
 def _check_finite(model, name: str) -> None:
     """Refuse to save NaN/inf weights: they would replace the last good checkpoint."""
-    bad = [k for k, v in model.state_dict().items()
-           if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    bad = [
+        k
+        for k, v in model.state_dict().items()
+        if v.is_floating_point() and not bool(torch.isfinite(v).all())
+    ]
     if bad:
         raise FloatingPointError(
             f"Not saving checkpoint '{name}': {len(bad)} model tensors hold NaN or inf "

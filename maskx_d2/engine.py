@@ -12,6 +12,7 @@ iteration here, so iteration ``i`` computes the same thing whether or not the ru
 :func:`ddp_on_cpu` lets ``DefaultTrainer`` wrap a CPU model in DistributedDataParallel, so
 ``train_net.py --num-gpus N`` on a machine without CUDA trains with N gloo processes.
 """
+
 import contextlib
 import itertools
 

@@ -1,4 +1,5 @@
 """A crash during a checkpoint save leaves the previous checkpoint and last_checkpoint usable."""
+
 import os
 import subprocess
 import sys
@@ -56,8 +57,13 @@ def _last(out):
 @pytest.mark.parametrize("atomic", [True, False], ids=["MaskXCheckpointer", "detectron2"])
 def test_sigkill_during_save_keeps_the_previous_checkpoint(tmp_path, atomic):
     out = str(tmp_path)
-    proc = subprocess.run([sys.executable, "-c", _KILLED_MID_SAVE, out, str(int(atomic))],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", _KILLED_MID_SAVE, out, str(int(atomic))],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == -9, proc.stderr  # killed, not finished
     assert _last(out) == "model_final.pth"
 

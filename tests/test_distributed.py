@@ -10,6 +10,7 @@ with 1 image each. Two things in detectron2 make that exact only under test cond
   still correct, the per-image weighting just differs (as in any detectron2 model).
 The mask-free-rank test uses different images on the two ranks.
 """
+
 import copy
 import os
 import shutil
@@ -24,14 +25,35 @@ from detectron2.utils import comm
 
 import train_net
 
-INSTANT = os.path.join(os.path.dirname(__file__), "..", "configs", "Synthetic", "quick_schedules",
-                       "maskx_R_18_FPN_synthetic_instant_test.yaml")
+INSTANT = os.path.join(
+    os.path.dirname(__file__),
+    "..",
+    "configs",
+    "Synthetic",
+    "quick_schedules",
+    "maskx_R_18_FPN_synthetic_instant_test.yaml",
+)
 OPTS = [
-    "DATASETS.TEST", "()", "SOLVER.MAX_ITER", "3", "SOLVER.CHECKPOINT_PERIOD", "100", "SEED", "42",
-    "SOLVER.IMS_PER_BATCH", "2",  # total: 2 x 1 image or 1 x 2 images
-    "INPUT.RANDOM_FLIP", "none",  # flips draw from per-rank RNG streams
-    "MODEL.RPN.BATCH_SIZE_PER_IMAGE", "100000", "MODEL.RPN.POSITIVE_FRACTION", "1.0",
-    "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE", "100000", "MODEL.ROI_HEADS.POSITIVE_FRACTION", "1.0",
+    "DATASETS.TEST",
+    "()",
+    "SOLVER.MAX_ITER",
+    "3",
+    "SOLVER.CHECKPOINT_PERIOD",
+    "100",
+    "SEED",
+    "42",
+    "SOLVER.IMS_PER_BATCH",
+    "2",  # total: 2 x 1 image or 1 x 2 images
+    "INPUT.RANDOM_FLIP",
+    "none",  # flips draw from per-rank RNG streams
+    "MODEL.RPN.BATCH_SIZE_PER_IMAGE",
+    "100000",
+    "MODEL.RPN.POSITIVE_FRACTION",
+    "1.0",
+    "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE",
+    "100000",
+    "MODEL.ROI_HEADS.POSITIVE_FRACTION",
+    "1.0",
 ]
 
 
@@ -67,8 +89,10 @@ class _Record(HookBase):
         state = getattr(model, "module", model).state_dict()
         history = self.trainer.storage.histories().get("total_loss")  # main process only
         losses = [v for v, _ in history.values()] if history else None
-        torch.save({"losses": losses, "had_masks": self.had_masks, "weights": state},
-                   os.path.join(self.out, f"rank{comm.get_rank()}.pth"))
+        torch.save(
+            {"losses": losses, "had_masks": self.had_masks, "weights": state},
+            os.path.join(self.out, f"rank{comm.get_rank()}.pth"),
+        )
 
 
 def _worker(out, opts, records):
@@ -76,20 +100,35 @@ def _worker(out, opts, records):
         DatasetCatalog.remove("dist_test")
     DatasetCatalog.register("dist_test", lambda: records)
     MetadataCatalog.get("dist_test").set(
-        thing_classes=MetadataCatalog.get("synthetic_shapes_train").thing_classes)
+        thing_classes=MetadataCatalog.get("synthetic_shapes_train").thing_classes
+    )
     build_hooks = train_net.Trainer.build_hooks
     train_net.Trainer.build_hooks = lambda self: build_hooks(self) + [_Record(out)]
-    argv = ["--config-file", INSTANT, "OUTPUT_DIR", out, "DATASETS.TRAIN", "('dist_test',)",
-            *OPTS, *opts]
+    argv = [
+        "--config-file",
+        INSTANT,
+        "OUTPUT_DIR",
+        out,
+        "DATASETS.TRAIN",
+        "('dist_test',)",
+        *OPTS,
+        *opts,
+    ]
     train_net.main(train_net.argument_parser().parse_args(argv))
 
 
 def _train(out, processes, records, *opts):
     os.environ["OMP_NUM_THREADS"] = "1"
-    launch(_worker, processes, dist_url="auto", args=(str(out), list(opts), records),
-           timeout=timedelta(minutes=2))  # a hung collective fails the test instead
-    return [torch.load(os.path.join(out, f"rank{r}.pth"), weights_only=False)
-            for r in range(processes)]
+    launch(
+        _worker,
+        processes,
+        dist_url="auto",
+        args=(str(out), list(opts), records),
+        timeout=timedelta(minutes=2),
+    )  # a hung collective fails the test instead
+    return [
+        torch.load(os.path.join(out, f"rank{r}.pth"), weights_only=False) for r in range(processes)
+    ]
 
 
 def test_two_processes_train_like_one_with_the_same_total_batch(tmp_path):
@@ -101,8 +140,9 @@ def test_two_processes_train_like_one_with_the_same_total_batch(tmp_path):
     # Observed: 1e-7 relative on losses, 3e-8 absolute on weights (summation order only).
     assert ranks[0]["losses"] == pytest.approx(single["losses"], rel=1e-5)
     for key, expected in single["weights"].items():
-        torch.testing.assert_close(ranks[0]["weights"][key], expected, rtol=1e-4, atol=1e-6,
-                                   msg=key)
+        torch.testing.assert_close(
+            ranks[0]["weights"][key], expected, rtol=1e-4, atol=1e-6, msg=key
+        )
         assert torch.equal(ranks[1]["weights"][key], ranks[0]["weights"][key]), key
 
 

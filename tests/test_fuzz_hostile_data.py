@@ -739,12 +739,6 @@ def _vg_case(rng, folder):
     return files, log
 
 
-@pytest.mark.xfail(
-    strict=True,  # remove once fixed: the test then passes and strict turns that into a failure
-    reason="vg_json/vg_tables do not validate hostile input: ints beyond int64 raise "
-    "OverflowError, deep nesting RecursionError, non-UTF-8 text a UnicodeDecodeError without "
-    "the file name; NaN/inf/negative boxes and non-positive image sizes reach the dicts",
-)
 def test_visual_genome_fuzz(tmp_path, vg_image_root, mappers):
     outcomes = {"error": 0, "loaded": 0}
     for case in range(NUM_VG_CASES):

@@ -2,6 +2,7 @@
 
 Both go through train_net.main on the instant schedule (CPU, NUM_WORKERS 0, random flips on).
 """
+
 import json
 import math
 import os
@@ -14,8 +15,14 @@ from detectron2.utils.events import get_event_storage
 
 import train_net
 
-INSTANT = os.path.join(os.path.dirname(__file__), "..", "configs", "Synthetic", "quick_schedules",
-                       "maskx_R_18_FPN_synthetic_instant_test.yaml")
+INSTANT = os.path.join(
+    os.path.dirname(__file__),
+    "..",
+    "configs",
+    "Synthetic",
+    "quick_schedules",
+    "maskx_R_18_FPN_synthetic_instant_test.yaml",
+)
 # Six steps, checkpoints after steps 2 and 5; no evaluation (not what is tested here).
 OPTS = ["SOLVER.MAX_ITER", "6", "SOLVER.CHECKPOINT_PERIOD", "3", "DATASETS.TEST", "()"]
 
@@ -51,8 +58,9 @@ def test_interrupted_and_resumed_run_ends_with_the_same_weights(tmp_path, monkey
     _run(whole)
 
     build_hooks = train_net.Trainer.build_hooks
-    monkeypatch.setattr(train_net.Trainer, "build_hooks", lambda self: build_hooks(self) + [
-        _Crash(at=4)])
+    monkeypatch.setattr(
+        train_net.Trainer, "build_hooks", lambda self: build_hooks(self) + [_Crash(at=4)]
+    )
     with pytest.raises(KeyboardInterrupt):
         _run(interrupted)
     monkeypatch.undo()
@@ -60,9 +68,10 @@ def test_interrupted_and_resumed_run_ends_with_the_same_weights(tmp_path, monkey
         assert f.read() == "model_0000002.pth"
     _run(interrupted, "--resume")  # iterations 3, 4, 5 again, from the step-2 checkpoint
 
-    # Same images, same flips, same RPN/ROI samples: bit-identical weights and losses.
+    # Same images, same flips, same RPN/ROI samples: bit-identical weights.
     expected, got = _weights(os.path.join(whole, "model_final.pth")), _weights(
-        os.path.join(interrupted, "model_final.pth"))
+        os.path.join(interrupted, "model_final.pth")
+    )
     assert expected.keys() == got.keys()
     different = [k for k in expected if not torch.equal(expected[k], got[k])]
     assert not different, different
@@ -86,9 +95,12 @@ class _NaNLossAt(HookBase):
 def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
     out = str(tmp_path)
     build_hooks = train_net.Trainer.build_hooks
-    monkeypatch.setattr(train_net.Trainer, "build_hooks", lambda self: build_hooks(self) + [
-        _NaNLossAt(at=4)])
-    with pytest.raises(FloatingPointError, match=r"iteration=4!(.|\n)*'loss_mask': (np.float64\()?nan"):
+    monkeypatch.setattr(
+        train_net.Trainer, "build_hooks", lambda self: build_hooks(self) + [_NaNLossAt(at=4)]
+    )
+    with pytest.raises(
+        FloatingPointError, match=r"iteration=4!(.|\n)*'loss_mask': (np.float64\()?nan"
+    ):
         _run(out)
     monkeypatch.undo()
 

@@ -1,6 +1,7 @@
 """Visual Genome 3000-class datasets on tiny generated files in the real VG v1.4 formats."""
 
 import json
+import logging
 import os
 
 import numpy as np
@@ -11,10 +12,12 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.structures import BoxMode
 
 from maskx_d2.data import vg_tables
+from maskx_d2.data.vg_dicts import vg_dataset_dicts
 from maskx_d2.data.vg_json import iter_json_array
 from maskx_d2.data.vg_tables import load_vg_tables
 from maskx_d2.data.vg_vocab import (
     COCO_TO_VG_MANUAL,
+    VGCategories,
     build_vg_categories,
     match_coco_to_synsets,
     synset_readable_name,
@@ -124,6 +127,97 @@ def test_malformed_json_names_the_file(tmp_path, text):
         list(iter_json_array(str(path), chunk_chars=4))
 
 
+@pytest.mark.parametrize(
+    "raw, problem",
+    [(b"\xff[]", "not UTF-8 text"), (b"[" * 100_000, "nested too deeply")],
+)
+def test_undecodable_json_names_the_file(tmp_path, raw, problem):
+    path = tmp_path / "objects.json"
+    path.write_bytes(raw)
+    with pytest.raises(ValueError, match=f"objects.json: .*{problem}"):
+        list(iter_json_array(str(path)))
+
+
+def _vg_with(tmp_path, image=None, obj=None):
+    """Files of one image with objects 1 (dog) and 2 (cat); ``image``/``obj`` override fields
+    of the image and of object 2."""
+    root = str(tmp_path / "vg")
+    write_vg(root, [(1, None)], {1: [vg_object(1, ["dog.n.01"]), vg_object(2, ["cat.n.01"])]})
+    files = [os.path.join(root, f) for f in ("image_data.json", "objects.json")]
+    for path, entries, fields in [(files[0], None, image), (files[1], "objects", obj)]:
+        data = json.load(open(path))
+        target = data[0] if entries is None else data[0][entries][1]
+        target.update(fields or {})
+        json.dump(data, open(path, "w"))
+    return files
+
+
+OBJECT_AT = r"objects\.json: image entry #0 \(image id 1\), object id 2: "
+BAD = r"bad value \("  # what the loader's own type and range checks read as
+
+
+@pytest.mark.parametrize(
+    "obj, problem",
+    [
+        ({"x": float("nan")}, "box coordinates must be finite numbers within float32 range"),
+        ({"w": float("-inf")}, "box coordinates must be finite"),
+        ({"y": 1e308}, "box coordinates must be finite"),  # finite, but inf in float32
+        ({"h": 2**1100}, BAD + "int too large to convert to float"),
+        ({"x": "5"}, BAD + "must be real number, not str"),
+        ({"synsets": "cat.n.01"}, BAD + "synsets must be a list"),  # not a synset per letter
+        ({"synsets": [""]}, BAD + "a synset must be a non-empty string"),
+        ({"synsets": [7]}, BAD + "a synset must be a non-empty string, got 7"),
+    ],
+)
+def test_bad_object_values_name_file_image_and_object(tmp_path, obj, problem):
+    with pytest.raises(ValueError, match=OBJECT_AT + problem):
+        load_vg_tables(*_vg_with(tmp_path, obj=obj))
+
+
+@pytest.mark.parametrize(
+    "image, problem",
+    [
+        ({"width": 0}, BAD + "width and height must be positive integers, got 0, 600"),
+        ({"height": True}, BAD + "width and height must be positive integers, got 800, True"),
+        ({"width": 2**40}, BAD),  # beyond int32
+        ({"image_id": 2**70}, BAD),  # beyond int64
+        ({"coco_id": 1.0}, BAD + "image_id and coco_id must be integers"),
+        ({"url": "1.jpg"}, BAD + "url must end in <folder>/<file>"),
+    ],
+)
+def test_bad_image_values_name_file_and_image(tmp_path, image, problem):
+    with pytest.raises(ValueError, match=r"image_data\.json: image entry #0 .*: " + problem):
+        load_vg_tables(*_vg_with(tmp_path, image=image))
+
+
+def test_duplicate_image_id_is_an_error(tmp_path):
+    root = str(tmp_path / "vg")
+    write_vg(root, [(1, None), (1, None)], {})
+    with pytest.raises(ValueError, match=r"image_data\.json: duplicate image id 1"):
+        load_vg_tables(os.path.join(root, "image_data.json"), os.path.join(root, "objects.json"))
+
+
+def test_degenerate_boxes_and_orphan_objects_are_counted_skips(tmp_path, caplog):
+    root = str(tmp_path / "vg")
+    objs = [vg_object(1, ["dog.n.01"], w=0), vg_object(2, ["dog.n.01"], h=-3)]
+    objs += [vg_object(3, ["dog.n.01"], x=-5, w=1e9)]  # kept: the mapper clips to the image
+    write_vg(root, [(1, None)], {1: objs})
+    objects = json.load(open(os.path.join(root, "objects.json")))
+    objects.append({"image_id": 99, "objects": [vg_object(4, ["dog.n.01"])]})
+    json.dump(objects, open(os.path.join(root, "objects.json"), "w"))
+    t = load_vg_tables(os.path.join(root, "image_data.json"), os.path.join(root, "objects.json"))
+    cats = VGCategories(thing_classes=["dog"], synsets=["dog.n.01"], num_coco=0)
+    with caplog.at_level(logging.INFO, logger="maskx_d2.data"):
+        (record,) = vg_dataset_dicts(t, cats, root, np.ones(1, dtype=bool), source="vg_tiny")
+    assert [a["bbox"] for a in record["annotations"]] == [[-5.0, 2.0, 1e9, 20.0]]
+    (line,) = [r for r in caplog.records if r.getMessage().startswith("vg_tiny")]
+    assert line.levelno == logging.WARNING
+    assert line.getMessage() == (
+        "vg_tiny: 1 images, 1 annotations after validation; "
+        "skipped or changed: box_degenerate=2, annotation_without_image=1"
+    )
+
+
 def test_missing_key_names_file_and_key(tmp_path):
     root = str(tmp_path / "vg")
     write_vg(root, [(1, None)], {1: [vg_object(1, ["dog.n.01"])]})
@@ -131,12 +225,15 @@ def test_missing_key_names_file_and_key(tmp_path):
     del objects[0]["objects"][0]["synsets"]
     json.dump(objects, open(os.path.join(root, "objects.json"), "w"))
     files = [os.path.join(root, f) for f in ("image_data.json", "objects.json")]
-    with pytest.raises(ValueError, match=r"objects\.json: image entry #0: missing .*'synsets'"):
+    missing_synsets = (
+        r"objects\.json: image entry #0 \(image id 1\), object id 1: missing .*'synsets'"
+    )
+    with pytest.raises(ValueError, match=missing_synsets):
         load_vg_tables(*files)
     images = json.load(open(files[0]))
     del images[0]["url"]
     json.dump(images, open(files[0], "w"))
-    with pytest.raises(ValueError, match=r"image_data\.json: image entry #0: missing .*'url'"):
+    with pytest.raises(ValueError, match=r"image_data\.json: image entry #0 .*: missing .*'url'"):
         load_vg_tables(*files)
 
 

@@ -6,6 +6,7 @@ the cyclic garbage collector paused (see :func:`_gc_paused`).
 
 import contextlib
 import gc
+import logging
 import os
 from typing import List
 
@@ -17,32 +18,49 @@ from .vg_vocab import VGCategories
 
 __all__ = ["vg_dataset_dicts"]
 
+logger = logging.getLogger("maskx_d2.data")
+
 
 def vg_dataset_dicts(
-    tables: VGTables, categories: VGCategories, image_root: str, keep_images: np.ndarray
+    tables: VGTables,
+    categories: VGCategories,
+    image_root: str,
+    keep_images: np.ndarray,
+    source: str = "Visual Genome",
 ) -> List[dict]:
     """Detectron2 dataset dicts of the images where ``keep_images`` (I,) bool is set.
 
     Annotations are the objects whose synset is in ``categories`` (``category_id`` = its
-    contiguous id), boxes XYWH_ABS, no ``segmentation`` key (box-only). Objects of images
-    missing from ``image_data.json`` are dropped.
+    contiguous id), boxes XYWH_ABS, no ``segmentation`` key (box-only). Skipped and counted
+    in one summary line on the logger ``maskx_d2.data`` (named by ``source``), as COCO
+    validation does: boxes with width or height <= 0 (``box_degenerate``) and objects of
+    images missing from ``image_data.json`` (``annotation_without_image``; they belong to no
+    split, so every split's line counts all of them).
     """
-    if len(tables.image_ids) == 0:
-        return []
     syn_to_cat = np.full(len(tables.synsets), -1, dtype=np.int64)
     synset_index = {str(s): i for i, s in enumerate(tables.synsets)}
     for cat, s in enumerate(categories.synsets):
         if s:
             syn_to_cat[synset_index[s]] = cat
     cats = syn_to_cat[tables.object_synsets]
+    in_vocab = cats >= 0
+    if len(tables.image_ids) == 0:
+        counts = {"box_degenerate": 0, "annotation_without_image": int(in_vocab.sum())}
+        _log_summary(source, [], counts)
+        return []
     # Image row of each object (image ids need not be sorted or contiguous).
     order = np.argsort(tables.image_ids, kind="stable")
     pos = np.searchsorted(tables.image_ids, tables.object_image_ids, sorter=order)
     pos = np.minimum(pos, len(order) - 1)
     rows = order[pos]
-    valid = (cats >= 0) & (tables.image_ids[rows] == tables.object_image_ids)
-    valid &= keep_images[rows]
-    obj = np.flatnonzero(valid)
+    has_image = tables.image_ids[rows] == tables.object_image_ids
+    wanted = in_vocab & has_image & keep_images[rows]
+    nonempty = (tables.object_boxes[:, 2] > 0) & (tables.object_boxes[:, 3] > 0)
+    counts = {
+        "box_degenerate": int((wanted & ~nonempty).sum()),
+        "annotation_without_image": int((in_vocab & ~has_image).sum()),
+    }
+    obj = np.flatnonzero(wanted & nonempty)
     obj = obj[np.argsort(rows[obj], kind="stable")]
     obj_rows = rows[obj]
     images = np.flatnonzero(keep_images)
@@ -50,10 +68,22 @@ def vg_dataset_dicts(
     ends = np.searchsorted(obj_rows, images, side="right")
 
     with _gc_paused():
-        return [
+        dicts = [
             _vg_record(tables, image_root, r, obj[s:e], cats)
             for r, s, e in zip(images.tolist(), starts.tolist(), ends.tolist())
         ]
+    _log_summary(source, dicts, counts, num_annotations=len(obj))
+    return dicts
+
+
+def _log_summary(source: str, dicts: List[dict], counts: dict, num_annotations: int = 0):
+    """One line in the format of COCO validation's summary (maskx_d2.data.validation)."""
+    skipped = ", ".join(f"{reason}={n}" for reason, n in counts.items())
+    logger.log(
+        logging.WARNING if any(counts.values()) else logging.INFO,
+        f"{source}: {len(dicts)} images, {num_annotations} annotations after validation; "
+        f"skipped or changed: {skipped}",
+    )
 
 
 @contextlib.contextmanager

@@ -4,8 +4,12 @@ The raw files (v1.4: 108,077 images, ~3.8M objects, ~400 MB) are streamed entry 
 (:func:`iter_json_array`) and reduced to numpy arrays: per image its id, size, COCO id and
 file; per synset its total count; per object with exactly one synset that synset and its
 box. Objects with zero or several synsets only contribute to the synset counts, since no
-3000-class vocabulary can ever keep them. The result is cached as an uncompressed ``.npz``
-validated by the source files' paths, sizes and mtimes, so later loads take about a second.
+3000-class vocabulary can ever keep them. Values are checked as they are read (types, integer
+ranges, per image) and on the final arrays (finite boxes, unique image ids); a bad one raises
+ValueError naming the file, image and object (policy: docs/visual_genome.md); degenerate
+boxes are kept here and skipped, counted, by ``vg_dicts.vg_dataset_dicts``. The result is
+cached as an uncompressed ``.npz`` validated by the source files' paths, sizes and mtimes, so
+later loads take about a second.
 """
 
 import hashlib
@@ -84,8 +88,8 @@ def _where(i: int, entry, obj=None) -> str:
 
 
 def _check_image_entry(image_id, width, height, coco_id, url) -> str:
-    """The image's file name (see docs/visual_genome.md); TypeError for a value that
-    ``image_data.json`` cannot mean."""
+    """The image's file name, ``<folder>/<file>`` from its url; TypeError for a value that no
+    image can have."""
     if not (_is_int(width) and _is_int(height) and width > 0 and height > 0):
         raise TypeError(f"width and height must be positive integers, got {width!r}, {height!r}")
     if not (_is_int(image_id) and (coco_id is None or _is_int(coco_id))):
@@ -132,7 +136,10 @@ def _parse_objects(path: str):
         try:
             objects, image_id = entry["objects"], entry["image_id"]
             if not (type(objects) is list and _is_int(image_id)):
-                raise TypeError(f"need an integer image_id and a list of objects")
+                raise TypeError(
+                    f"need an integer image_id and a list of objects, got {image_id!r} and a "
+                    f"{type(objects).__name__}"
+                )
             entry_ids.append(image_id)
             for obj in objects:
                 synsets = obj["synsets"]

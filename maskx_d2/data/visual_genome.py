@@ -143,7 +143,8 @@ def load_vg3k_json(
         in_eval = (tables.coco_ids >= 0) & np.isin(tables.coco_ids, heldout)
         logger.info(f"VG train: holding out {int((keep & in_eval).sum())} COCO eval images")
         keep &= ~in_eval
-    return vg_dataset_dicts(tables, categories, image_root or vg_root, keep)
+    source = dataset_name or f"{objects} ({split})"
+    return vg_dataset_dicts(tables, categories, image_root or vg_root, keep, source)
 
 
 def load_vg3k_coco_joint(
