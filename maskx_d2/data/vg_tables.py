@@ -179,7 +179,7 @@ def _parse_objects(path: str):
 
 def _check_finite_boxes(path: str, boxes: np.ndarray, entry_sizes: np.ndarray) -> None:
     """Raise ValueError naming the first object whose box (N, 4) has NaN/inf, including values
-    beyond float32 (|v| > 3.4e38). Checked on the whole array; the file is read again only to
+    beyond float32 (|v| above ~3.4e38). Checked on the whole array; the file is read again only to
     find the object id for the message."""
     bad = np.flatnonzero(~np.isfinite(boxes).all(axis=1))
     if len(bad) == 0:
