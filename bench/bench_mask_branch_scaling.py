@@ -7,8 +7,9 @@ foreground RoIs, for
     distinct classes), and
   - ``kxmxm``: detectron2's MaskRCNNConvUpsampleHead + mask_rcnn_loss (a 1x1 conv to K channels
     of M x M per RoI, then picks one).
-Each case runs in a fresh process; peak memory is the rise of the process's peak RSS during
-the steps on CPU, or torch.cuda.max_memory_allocated on GPU. Prints a table and the ratios.
+Each case runs in a fresh process; peak memory is the rise of the process's peak RSS over the
+steps (inputs and weights already allocated) on CPU, or torch.cuda.max_memory_allocated above
+the memory allocated before the steps on GPU. Prints a table and the ratios.
 
     python bench/bench_mask_branch_scaling.py                 # CPU, R=128
     python bench/bench_mask_branch_scaling.py --device cuda --rois 2048
@@ -63,12 +64,14 @@ def _measure(impl, num_classes, rois, steps, device, queue):
         loss.backward()
         head.zero_grad(set_to_none=True)
 
-    step()  # warm-up
+    # Baseline before the first step: RSS is a high-water mark, so the warm-up step (which
+    # allocates the largest temporaries) must come after it.
     if device == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
     rss_before = _peak_rss_mb()
+    step()  # warm-up
     start = time.perf_counter()
     for _ in range(steps):
         step()

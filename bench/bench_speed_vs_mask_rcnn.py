@@ -5,25 +5,29 @@ Same backbone, same inputs, same batch, one run. Variants:
   - ``mask_rcnn``: detectron2's StandardROIHeads + MaskRCNNConvUpsampleHead (class-specific),
   - ``transfer``: MaskXROIHeads + MaskXMaskHead, transfer (cls+box, 2-layer T),
   - ``transfer+mlp``: the same + the class-agnostic MLP branch.
-Each variant runs in its own process (peak memory: the process's peak RSS above its imports on
-CPU, so model and optimizer state included; torch.cuda.max_memory_allocated on GPU) on random images with random
-ground truth (half of the instances box-only for the Mask^X variants; all masked for Mask R-CNN,
-which has no notion of box-only instances). Prints ms per training iteration, peak memory and
+Each variant runs in its own process (peak memory: the process's peak RSS above its imports
+on CPU, model and optimizer state included; torch.cuda.max_memory_allocated on GPU) on the same
+random images and ground truth, every instance with a mask, so all variants do the same mask
+work (``--box-only-fraction`` gives the Mask^X variants box-only instances, which only makes
+them cheaper). At inference the score threshold is 0, so every variant masks exactly
+TEST.DETECTIONS_PER_IMAGE detections per image. Prints ms per training iteration, peak memory and
 ms per image at inference, and the ratios to plain Mask R-CNN.
 
     python bench/bench_speed_vs_mask_rcnn.py                       # CPU, small R-18 config
-    python bench/bench_speed_vs_mask_rcnn.py --device cuda --config configs/Base-MaskX-RCNN-FPN.yaml \
-        --size 800 1333 --batch 8 --amp                            # R-50-FPN, paper input size
+    python bench/bench_speed_vs_mask_rcnn.py --device cuda --size 800 1333 --batch 8 --amp \
+        --config configs/Base-MaskX-RCNN-FPN.yaml                 # R-50-FPN, paper input size
 """
 import argparse
 import multiprocessing as mp
 import resource
 import time
 
+import numpy as np
+
 VARIANTS = ("mask_rcnn", "transfer", "transfer+mlp")
 
 
-def _batch(num_images, size, num_classes, device, box_only_half, gen):
+def _batch(num_images, size, num_classes, device, box_only_fraction, gen):
     import torch
     from detectron2.structures import Boxes, Instances, PolygonMasks
 
@@ -39,8 +43,8 @@ def _batch(num_images, size, num_classes, device, box_only_half, gen):
         inst.gt_classes = torch.randint(0, num_classes, (n,), generator=gen)
         inst.gt_masks = PolygonMasks([[[b[0], b[1], b[2], b[1], b[2], b[3]]] for b in
                                       boxes.tolist()])
-        if box_only_half:
-            inst.gt_has_mask = torch.arange(n) % 2 == 0
+        if box_only_fraction > 0:
+            inst.gt_has_mask = torch.rand(n, generator=gen) >= box_only_fraction
         image = torch.rand(3, h, w, generator=gen) * 255
         batch.append({"image": image.to(device), "instances": inst.to(device), "height": h,
                       "width": w})
@@ -62,6 +66,7 @@ def _measure(variant, args, queue):
     cfg.merge_from_file(args.config)
     cfg.MODEL.DEVICE = args.device
     cfg.MODEL.WEIGHTS = ""
+    cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = 0.0  # same number of masked detections for all
     if variant == "mask_rcnn":
         cfg.MODEL.META_ARCHITECTURE = "GeneralizedRCNN"
         cfg.MODEL.ROI_HEADS.NAME = "StandardROIHeads"
@@ -74,7 +79,7 @@ def _measure(variant, args, queue):
     optimizer = build_optimizer(cfg, model)
     gen = torch.Generator().manual_seed(0)
     batch = _batch(args.batch, args.size, cfg.MODEL.ROI_HEADS.NUM_CLASSES, args.device,
-                   variant != "mask_rcnn", gen)
+                   0.0 if variant == "mask_rcnn" else args.box_only_fraction, gen)
     cuda = args.device.startswith("cuda")
 
     def sync():
@@ -123,18 +128,25 @@ def main():
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--iters", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved repetitions")
     parser.add_argument("--amp", action="store_true")
+    parser.add_argument("--box-only-fraction", type=float, default=0.0,
+                        help="fraction of box-only instances for the Mask^X variants")
     args = parser.parse_args()
     ctx = mp.get_context("spawn")
-    results = {}
-    for variant in VARIANTS:
-        queue = ctx.Queue()
-        proc = ctx.Process(target=_measure, args=(variant, args, queue))
-        proc.start()
-        proc.join()
-        results[variant] = queue.get() if proc.exitcode == 0 else (float("nan"),) * 3
+    # Rounds interleave the variants and the median is reported, so drift of a shared machine
+    # over the run does not favour whichever variant ran at a quiet moment.
+    runs = {v: [] for v in VARIANTS}
+    for _ in range(args.rounds):
+        for variant in VARIANTS:
+            queue = ctx.Queue()
+            proc = ctx.Process(target=_measure, args=(variant, args, queue))
+            proc.start()
+            proc.join()
+            runs[variant].append(queue.get() if proc.exitcode == 0 else (float("nan"),) * 3)
+    results = {v: tuple(float(np.median(col)) for col in zip(*r)) for v, r in runs.items()}
     print(f"config={args.config} device={args.device} batch={args.batch} size={args.size} "
-          f"amp={args.amp} iters={args.iters}")
+          f"amp={args.amp} iters={args.iters} rounds={args.rounds} (medians)")
     print(f"{'variant':>14} {'train ms/it':>12} {'peak MB':>9} {'infer ms/img':>13} "
           f"{'train x':>8} {'mem x':>7} {'infer x':>8}")
     base = results["mask_rcnn"]

@@ -102,8 +102,12 @@ def _worker(out, opts, records):
     MetadataCatalog.get("dist_test").set(
         thing_classes=MetadataCatalog.get("synthetic_shapes_train").thing_classes
     )
-    build_hooks = train_net.Trainer.build_hooks
-    train_net.Trainer.build_hooks = lambda self: build_hooks(self) + [_Record(out)]
+    # A subclass, not a patch of train_net.Trainer: the single-process run happens in the test
+    # process itself, and other tests use the real Trainer afterwards.
+    class RecordingTrainer(train_net.Trainer):
+        def build_hooks(self):
+            return super().build_hooks() + [_Record(out)]
+
     argv = [
         "--config-file",
         INSTANT,
@@ -114,7 +118,11 @@ def _worker(out, opts, records):
         *OPTS,
         *opts,
     ]
-    train_net.main(train_net.argument_parser().parse_args(argv))
+    trainer_class, train_net.Trainer = train_net.Trainer, RecordingTrainer
+    try:
+        train_net.main(train_net.argument_parser().parse_args(argv))
+    finally:
+        train_net.Trainer = trainer_class
 
 
 def _train(out, processes, records, *opts):
