@@ -10,6 +10,7 @@
 Only three things differ from detectron2's tools/train_net.py: the config gets Mask^X keys,
 training uses the partially supervised mapper, and evaluation reports sets A and B.
 """
+
 import importlib
 import importlib.util
 import logging
@@ -75,8 +76,12 @@ class Trainer(DefaultTrainer):
         per_dataset = {cfg.DATASETS.TEST[0]: results} if len(cfg.DATASETS.TEST) == 1 else results
         if comm.is_main_process():
             for name, res in per_dataset.items():
-                logger.info("Results on %s (A: classes with masks in training, B: box-only "
-                            "classes):\n%s", name, format_ab_table(res))
+                logger.info(
+                    "Results on %s (A: classes with masks in training, B: box-only "
+                    "classes):\n%s",
+                    name,
+                    format_ab_table(res),
+                )
         return results
 
 
@@ -127,8 +132,13 @@ def main(args):
 
 def argument_parser():
     parser = default_argument_parser()
-    parser.add_argument("--dataset-module", action="append", default=[], metavar="MODULE",
-                        help="module name or .py file that registers your datasets (repeatable)")
+    parser.add_argument(
+        "--dataset-module",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="module name or .py file that registers your datasets (repeatable)",
+    )
     return parser
 
 

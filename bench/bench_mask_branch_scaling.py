@@ -14,6 +14,7 @@ the memory allocated before the steps on GPU. Prints a table and the ratios.
     python bench/bench_mask_branch_scaling.py                 # CPU, R=128
     python bench/bench_mask_branch_scaling.py --device cuda --rois 2048
 """
+
 import argparse
 import multiprocessing as mp
 import resource
@@ -40,12 +41,16 @@ def _measure(impl, num_classes, rois, steps, device, queue):
     torch.manual_seed(0)
     shape, dims = ShapeSpec(channels=256, height=14, width=14), [256] * 5
     if impl == "maskx":
-        head = MaskXMaskHead(shape, num_classes=num_classes, conv_dims=dims,
-                             transfer=WeightTransfer(5 * 1024, 256))
+        head = MaskXMaskHead(
+            shape, num_classes=num_classes, conv_dims=dims, transfer=WeightTransfer(5 * 1024, 256)
+        )
     else:
         head = MaskRCNNConvUpsampleHead(shape, num_classes=num_classes, conv_dims=dims)
-    predictor = FastRCNNOutputLayers(ShapeSpec(channels=1024), box2box_transform=Box2BoxTransform(
-        (10.0, 10.0, 5.0, 5.0)), num_classes=num_classes)
+    predictor = FastRCNNOutputLayers(
+        ShapeSpec(channels=1024),
+        box2box_transform=Box2BoxTransform((10.0, 10.0, 5.0, 5.0)),
+        num_classes=num_classes,
+    )
     head.to(device).train(), predictor.to(device)
     inst = Instances((800, 800))
     inst.proposal_boxes = Boxes(torch.tensor([[10.0, 10.0, 400.0, 400.0]]).repeat(rois, 1))
@@ -60,6 +65,7 @@ def _measure(impl, num_classes, rois, steps, device, queue):
                 loss = head(x, [inst], box_predictor=predictor)["loss_mask"]
             else:
                 from detectron2.modeling.roi_heads.mask_head import mask_rcnn_loss
+
                 loss = mask_rcnn_loss(head.layers(x), [inst])
         loss.backward()
         head.zero_grad(set_to_none=True)
@@ -107,18 +113,22 @@ def main():
     for k in args.classes:
         for impl in ("maskx", "kxmxm"):
             results[k, impl] = run(impl, k, args.rois, args.steps, args.device)
-            print(f"{k:>6} {impl:>6} {results[k, impl][0]:>9.1f} {results[k, impl][1]:>9.1f}",
-                  flush=True)
+            print(
+                f"{k:>6} {impl:>6} {results[k, impl][0]:>9.1f} {results[k, impl][1]:>9.1f}",
+                flush=True,
+            )
     print("\nratios (kxmxm / maskx):")
     for k in args.classes:
         (tm, mm), (tk, mk) = results[k, "maskx"], results[k, "kxmxm"]
         print(f"  K={k}: time x{tk / tm:.2f}, peak memory x{mk / max(mm, 1e-6):.2f}")
     k0, k1 = args.classes[0], args.classes[-1]
-    print(f"\ngrowth from K={k0} to K={k1}: maskx time x"
-          f"{results[k1, 'maskx'][0] / results[k0, 'maskx'][0]:.2f}, memory x"
-          f"{results[k1, 'maskx'][1] / max(results[k0, 'maskx'][1], 1e-6):.2f}; kxmxm time x"
-          f"{results[k1, 'kxmxm'][0] / results[k0, 'kxmxm'][0]:.2f}, memory x"
-          f"{results[k1, 'kxmxm'][1] / max(results[k0, 'kxmxm'][1], 1e-6):.2f}")
+    print(
+        f"\ngrowth from K={k0} to K={k1}: maskx time x"
+        f"{results[k1, 'maskx'][0] / results[k0, 'maskx'][0]:.2f}, memory x"
+        f"{results[k1, 'maskx'][1] / max(results[k0, 'maskx'][1], 1e-6):.2f}; kxmxm time x"
+        f"{results[k1, 'kxmxm'][0] / results[k0, 'kxmxm'][0]:.2f}, memory x"
+        f"{results[k1, 'kxmxm'][1] / max(results[k0, 'kxmxm'][1], 1e-6):.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ ms per image at inference, and the ratios to plain Mask R-CNN.
     python bench/bench_speed_vs_mask_rcnn.py --device cuda --size 800 1333 --batch 8 --amp \
         --config configs/Base-MaskX-RCNN-FPN.yaml                 # R-50-FPN, paper input size
 """
+
 import argparse
 import multiprocessing as mp
 import resource
@@ -41,13 +42,15 @@ def _batch(num_images, size, num_classes, device, box_only_fraction, gen):
         inst = Instances((h, w))
         inst.gt_boxes = Boxes(boxes)
         inst.gt_classes = torch.randint(0, num_classes, (n,), generator=gen)
-        inst.gt_masks = PolygonMasks([[[b[0], b[1], b[2], b[1], b[2], b[3]]] for b in
-                                      boxes.tolist()])
+        inst.gt_masks = PolygonMasks(
+            [[[b[0], b[1], b[2], b[1], b[2], b[3]]] for b in boxes.tolist()]
+        )
         if box_only_fraction > 0:
             inst.gt_has_mask = torch.rand(n, generator=gen) >= box_only_fraction
         image = torch.rand(3, h, w, generator=gen) * 255
-        batch.append({"image": image.to(device), "instances": inst.to(device), "height": h,
-                      "width": w})
+        batch.append(
+            {"image": image.to(device), "instances": inst.to(device), "height": h, "width": w}
+        )
     return batch
 
 
@@ -78,8 +81,14 @@ def _measure(variant, args, queue):
     model = build_model(cfg).train()
     optimizer = build_optimizer(cfg, model)
     gen = torch.Generator().manual_seed(0)
-    batch = _batch(args.batch, args.size, cfg.MODEL.ROI_HEADS.NUM_CLASSES, args.device,
-                   0.0 if variant == "mask_rcnn" else args.box_only_fraction, gen)
+    batch = _batch(
+        args.batch,
+        args.size,
+        cfg.MODEL.ROI_HEADS.NUM_CLASSES,
+        args.device,
+        0.0 if variant == "mask_rcnn" else args.box_only_fraction,
+        gen,
+    )
     cuda = args.device.startswith("cuda")
 
     def sync():
@@ -104,8 +113,11 @@ def _measure(variant, args, queue):
             train_step()
         sync()
         train_ms = (time.perf_counter() - start) / args.iters * 1000
-    peak = (torch.cuda.max_memory_allocated() / 2**20 if cuda else
-            (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 1024)
+    peak = (
+        torch.cuda.max_memory_allocated() / 2**20
+        if cuda
+        else (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 1024
+    )
     model.eval()
     inputs = [{k: v for k, v in b.items() if k != "instances"} for b in batch[:1]]
     with torch.no_grad(), torch.autocast("cuda", enabled=args.amp and cuda):
@@ -130,8 +142,12 @@ def main():
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=3, help="interleaved repetitions")
     parser.add_argument("--amp", action="store_true")
-    parser.add_argument("--box-only-fraction", type=float, default=0.0,
-                        help="fraction of box-only instances for the Mask^X variants")
+    parser.add_argument(
+        "--box-only-fraction",
+        type=float,
+        default=0.0,
+        help="fraction of box-only instances for the Mask^X variants",
+    )
     args = parser.parse_args()
     ctx = mp.get_context("spawn")
     # Rounds interleave the variants and the median is reported, so drift of a shared machine
@@ -145,14 +161,20 @@ def main():
             proc.join()
             runs[variant].append(queue.get() if proc.exitcode == 0 else (float("nan"),) * 3)
     results = {v: tuple(float(np.median(col)) for col in zip(*r)) for v, r in runs.items()}
-    print(f"config={args.config} device={args.device} batch={args.batch} size={args.size} "
-          f"amp={args.amp} iters={args.iters} rounds={args.rounds} (medians)")
-    print(f"{'variant':>14} {'train ms/it':>12} {'peak MB':>9} {'infer ms/img':>13} "
-          f"{'train x':>8} {'mem x':>7} {'infer x':>8}")
+    print(
+        f"config={args.config} device={args.device} batch={args.batch} size={args.size} "
+        f"amp={args.amp} iters={args.iters} rounds={args.rounds} (medians)"
+    )
+    print(
+        f"{'variant':>14} {'train ms/it':>12} {'peak MB':>9} {'infer ms/img':>13} "
+        f"{'train x':>8} {'mem x':>7} {'infer x':>8}"
+    )
     base = results["mask_rcnn"]
     for variant, (t, m, i) in results.items():
-        print(f"{variant:>14} {t:>12.1f} {m:>9.1f} {i:>13.1f} {t / base[0]:>8.3f} "
-              f"{m / base[1]:>7.3f} {i / base[2]:>8.3f}")
+        print(
+            f"{variant:>14} {t:>12.1f} {m:>9.1f} {i:>13.1f} {t / base[0]:>8.3f} "
+            f"{m / base[1]:>7.3f} {i / base[2]:>8.3f}"
+        )
 
 
 if __name__ == "__main__":

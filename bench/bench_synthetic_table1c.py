@@ -7,6 +7,7 @@ writes the table of box and mask AP on A and B (markdown) to stdout and to --out
     python bench/bench_synthetic_table1c.py --output docs/table1c_synthetic.md
     python bench/bench_synthetic_table1c.py --iters 20000 --device cuda   # longer, on a GPU
 """
+
 import argparse
 import json
 import os
@@ -46,8 +47,17 @@ def main():
     rows = []
     for name, config in VARIANTS:
         out = os.path.join(args.work_dir, name.split()[0].replace("+", "_"))
-        cmd = [sys.executable, "train_net.py", "--config-file", config, "OUTPUT_DIR", out,
-               "MODEL.DEVICE", args.device, *args.opts]
+        cmd = [
+            sys.executable,
+            "train_net.py",
+            "--config-file",
+            config,
+            "OUTPUT_DIR",
+            out,
+            "MODEL.DEVICE",
+            args.device,
+            *args.opts,
+        ]
         if args.iters:
             steps = f"({int(args.iters * 0.8)},{int(args.iters * 0.93)})"
             cmd += ["SOLVER.MAX_ITER", str(args.iters), "SOLVER.STEPS", steps]

@@ -4,6 +4,7 @@ Importing this package registers the ROI heads, mask head, meta-architecture, da
 evaluator into detectron2's registries. It first makes sure detectron2 imports even when its
 compiled extension is missing (see :mod:`maskx_d2.compat`).
 """
+
 from .compat import CompiledOpsUnavailable, compiled_ops_available, ensure_detectron2_importable
 
 ensure_detectron2_importable()

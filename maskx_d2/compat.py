@@ -10,6 +10,7 @@ detectron2's own code is modified; with a working ``_C`` this module does nothin
 
 This must run before ``detectron2.layers`` is imported: ``maskx_d2/__init__.py`` calls it first.
 """
+
 import importlib
 import sys
 import types

@@ -1,4 +1,5 @@
 """Config keys of Mask^X R-CNN, added under ``MODEL.MASKX`` (see ../shared/docs reference)."""
+
 from detectron2.config import CfgNode as CN
 
 __all__ = ["add_maskx_config", "MASK_PREDICTORS", "TRANSFER_INPUTS"]

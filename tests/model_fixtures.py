@@ -1,4 +1,5 @@
 """Tiny models and inputs for fast CPU tests of the Mask^X heads."""
+
 import torch
 from detectron2.config import get_cfg
 from detectron2.layers import ShapeSpec
@@ -37,8 +38,11 @@ def tiny_cfg(num_classes=5, **maskx):
 def box_predictor(num_classes=5, dim=16, cls_agnostic_bbox_reg=False):
     """A FastRCNNOutputLayers with D = dim: cls_score (K+1, D), bbox_pred (4K or 4, D)."""
     return FastRCNNOutputLayers(
-        ShapeSpec(channels=dim), box2box_transform=Box2BoxTransform((10.0, 10.0, 5.0, 5.0)),
-        num_classes=num_classes, cls_agnostic_bbox_reg=cls_agnostic_bbox_reg)
+        ShapeSpec(channels=dim),
+        box2box_transform=Box2BoxTransform((10.0, 10.0, 5.0, 5.0)),
+        num_classes=num_classes,
+        cls_agnostic_bbox_reg=cls_agnostic_bbox_reg,
+    )
 
 
 def square(x0, y0, s):

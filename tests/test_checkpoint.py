@@ -1,4 +1,5 @@
 """Loading checkpoints whose class count or heads differ, in detectron2's .pth and .pkl formats."""
+
 import logging
 import os
 import pickle
@@ -12,8 +13,9 @@ from detectron2.modeling import build_model
 from maskx_d2 import add_maskx_config
 from maskx_d2.checkpoint import MaskXCheckpointer
 
-BASE = os.path.join(os.path.dirname(__file__), "..", "configs", "Synthetic",
-                    "Base-Synthetic-R-18-FPN.yaml")
+BASE = os.path.join(
+    os.path.dirname(__file__), "..", "configs", "Synthetic", "Base-Synthetic-R-18-FPN.yaml"
+)
 
 
 def _model(num_classes, predictor="transfer", mask_on=True, seed=0):
@@ -44,13 +46,21 @@ def test_mask_rcnn_with_other_class_count_into_maskx(tmp_path, summary_log):
     MaskXCheckpointer(target).load(str(tmp_path / "mask_rcnn_5cls.pth"))
 
     src, dst = source.state_dict(), target.state_dict()
-    for key in ("backbone.bottom_up.stem.conv1.weight", "roi_heads.box_head.fc1.weight",
-                "roi_heads.mask_head.mask_fcn1.weight", "proposal_generator.rpn_head.conv.weight"):
+    for key in (
+        "backbone.bottom_up.stem.conv1.weight",
+        "roi_heads.box_head.fc1.weight",
+        "roi_heads.mask_head.mask_fcn1.weight",
+        "proposal_generator.rpn_head.conv.weight",
+    ):
         assert torch.equal(src[key], dst[key]), key
     # Per-class box predictor rows cannot be reused: re-initialized, not half-loaded.
-    assert not torch.equal(dst["roi_heads.box_predictor.cls_score.bias"][:5],
-                           src["roi_heads.box_predictor.cls_score.bias"][:5]) or \
-        src["roi_heads.box_predictor.cls_score.bias"].abs().sum() == 0
+    assert (
+        not torch.equal(
+            dst["roi_heads.box_predictor.cls_score.bias"][:5],
+            src["roi_heads.box_predictor.cls_score.bias"][:5],
+        )
+        or src["roi_heads.box_predictor.cls_score.bias"].abs().sum() == 0
+    )
     log = summary_log()
     assert "roi_heads.box_predictor.cls_score.weight (6, 128)->(8, 128)" in log
     assert "roi_heads.mask_head.transfer" in log  # absent from a Mask R-CNN: initialized
@@ -62,8 +72,14 @@ def test_model_zoo_pkl_faster_rcnn_into_maskx(tmp_path, summary_log):
     source = _model(7, mask_on=False, seed=3)
     path = tmp_path / "faster_rcnn.pkl"
     with open(path, "wb") as f:
-        pickle.dump({"model": {k: v.numpy() for k, v in source.state_dict().items()},
-                     "__author__": "Detectron2 Model Zoo", "matching_heuristics": True}, f)
+        pickle.dump(
+            {
+                "model": {k: v.numpy() for k, v in source.state_dict().items()},
+                "__author__": "Detectron2 Model Zoo",
+                "matching_heuristics": True,
+            },
+            f,
+        )
     target = _model(7, "transfer", seed=4)
     MaskXCheckpointer(target).load(str(path))
     src, dst = source.state_dict(), target.state_dict()

@@ -1,4 +1,5 @@
 """maskx_d2 runs with and without detectron2's compiled extension; missing ops fail clearly."""
+
 import pytest
 import torch
 
@@ -46,10 +47,20 @@ def test_fast_coco_evaluator_refused_without_compiled_ops():
     from pycocotools.coco import COCO
 
     gt = COCO()
-    gt.dataset = {"images": [{"id": 1, "height": 20, "width": 20}],
-                  "categories": [{"id": 1, "name": "a"}],
-                  "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "iscrowd": 0,
-                                   "bbox": [1, 1, 5, 5], "area": 25}]}
+    gt.dataset = {
+        "images": [{"id": 1, "height": 20, "width": 20}],
+        "categories": [{"id": 1, "name": "a"}],
+        "annotations": [
+            {
+                "id": 1,
+                "image_id": 1,
+                "category_id": 1,
+                "iscrowd": 0,
+                "bbox": [1, 1, 5, 5],
+                "area": 25,
+            }
+        ],
+    }
     gt.createIndex()
     dt = gt.loadRes([{"image_id": 1, "category_id": 1, "bbox": [1, 1, 5, 5], "score": 0.9}])
     with pytest.raises(CompiledOpsUnavailable, match="detectron2._C"):

@@ -1,4 +1,5 @@
 """Every YAML under configs/ loads; representative ones build a model (on the meta device)."""
+
 import glob
 import os
 
@@ -46,16 +47,25 @@ def test_config_loads(path):
 
 
 def test_paper_schedules():
-    r50 = _load(os.path.join(CONFIG_DIR, "COCO-voc2nonvoc", "table2_maskx_R_50_FPN_e2e_1x_"
-                             "voc2nonvoc.yaml"))
+    r50 = _load(
+        os.path.join(
+            CONFIG_DIR, "COCO-voc2nonvoc", "table2_maskx_R_50_FPN_e2e_1x_" "voc2nonvoc.yaml"
+        )
+    )
     assert (r50.SOLVER.IMS_PER_BATCH, r50.SOLVER.BASE_LR, r50.SOLVER.MAX_ITER) == (16, 0.02, 90000)
     assert tuple(r50.SOLVER.STEPS) == (60000, 80000) and r50.SOLVER.WARMUP_ITERS == 500
     assert r50.MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE == 512 and r50.MODEL.MASKX.MLP_BRANCH.ENABLED
-    r101 = _load(os.path.join(CONFIG_DIR, "COCO-nonvoc2voc", "table2_maskx_R_101_FPN_e2e_2x_"
-                              "nonvoc2voc.yaml"))
+    r101 = _load(
+        os.path.join(
+            CONFIG_DIR, "COCO-nonvoc2voc", "table2_maskx_R_101_FPN_e2e_2x_" "nonvoc2voc.yaml"
+        )
+    )
     assert r101.MODEL.RESNETS.DEPTH == 101
-    assert (r101.SOLVER.IMS_PER_BATCH, r101.SOLVER.BASE_LR, r101.SOLVER.MAX_ITER) == (8, 0.01,
-                                                                                      180000)
+    assert (r101.SOLVER.IMS_PER_BATCH, r101.SOLVER.BASE_LR, r101.SOLVER.MAX_ITER) == (
+        8,
+        0.01,
+        180000,
+    )
     assert r101.DATASETS.TRAIN == ("coco_2017_train_nonvoc2voc",)
 
 

@@ -102,6 +102,7 @@ def _worker(out, opts, records):
     MetadataCatalog.get("dist_test").set(
         thing_classes=MetadataCatalog.get("synthetic_shapes_train").thing_classes
     )
+
     # A subclass, not a patch of train_net.Trainer: the single-process run happens in the test
     # process itself, and other tests use the real Trainer afterwards.
     class RecordingTrainer(train_net.Trainer):

@@ -1,4 +1,5 @@
 """PartiallySupervisedDatasetMapper on one image mixing polygons, RLE, and box-only instances."""
+
 import copy
 
 import cv2
@@ -23,8 +24,11 @@ def _record(tmp_path, with_rle=True):
     rle_mask = np.zeros((H, W), dtype=np.uint8, order="F")
     rle_mask[20:30, 40:55] = 1
     anns = [
-        {"bbox": [2, 2, 10, 10], "category_id": 0,
-         "segmentation": [[2, 2, 12, 2, 12, 12, 2, 12]]},  # polygon
+        {
+            "bbox": [2, 2, 10, 10],
+            "category_id": 0,
+            "segmentation": [[2, 2, 12, 2, 12, 12, 2, 12]],
+        },  # polygon
         {"bbox": [20, 5, 10, 10], "category_id": 1},  # box-only: no key
         {"bbox": [5, 20, 10, 10], "category_id": 2, "segmentation": []},  # box-only: empty
         {"bbox": [30, 25, 8, 8], "category_id": 3, "segmentation": [[]]},  # box-only: [[]]
@@ -60,12 +64,14 @@ def test_mixed_image_keeps_every_box_and_only_real_masks(tmp_path, flip):
     assert masks.shape == (5, H, W)
     assert masks[[1, 2, 3]].sum() == 0  # box-only instances get no mask at all
     x0 = W - 12 if flip else 2  # the polygon covers x in [2, 12) before flipping
-    assert masks[0, 2:12, x0:x0 + 10].all() and masks[0].sum() == 100
+    assert masks[0, 2:12, x0 : x0 + 10].all() and masks[0].sum() == 100
     rle_cols = slice(W - 55, W - 40) if flip else slice(40, 55)
     assert masks[4, 20:30, rle_cols].all() and masks[4].sum() == 150
     boxes = out.gt_boxes.tensor
-    assert torch.allclose(boxes[1], torch.tensor([W - 30.0, 5, W - 20, 15]) if flip else
-                          torch.tensor([20.0, 5, 30, 15]))
+    assert torch.allclose(
+        boxes[1],
+        torch.tensor([W - 30.0, 5, W - 20, 15]) if flip else torch.tensor([20.0, 5, 30, 15]),
+    )
 
 
 def test_polygon_only_image_stays_polygons(tmp_path):
@@ -102,6 +108,12 @@ def test_crowd_and_zero_size_boxes_are_dropped(tmp_path):
 def test_usable_segmentation_rule():
     assert has_usable_segmentation([[0, 0, 4, 0, 4, 4]])
     assert has_usable_segmentation({"size": [4, 4], "counts": "04L4"})
-    for box_only in (None, [], [[]], [[1, 2, 3, 4]], {"size": [4, 4], "counts": ""},
-                     np.zeros((4, 4))):
+    for box_only in (
+        None,
+        [],
+        [[]],
+        [[1, 2, 3, 4]],
+        {"size": [4, 4], "counts": ""},
+        np.zeros((4, 4)),
+    ):
         assert not has_usable_segmentation(box_only)

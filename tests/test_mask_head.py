@@ -1,4 +1,5 @@
 """MaskXMaskHead against detectron2's own Mask R-CNN head, and the weight transfer options."""
+
 import itertools
 from pathlib import Path
 
@@ -28,16 +29,23 @@ def _transfer_head(kind="cls+box", num_layers=2, activation="leaky_relu", mlp=Fa
     embeddings = torch.randn(K, 12) if kind == "embedding" else None
     in_dim = transfer_input_dim(kind, D, embedding_dim=12)
     transfer = WeightTransfer(in_dim, C, num_layers=num_layers, hidden_dim=6, activation=activation)
-    return MaskXMaskHead(SHAPE, num_classes=K, conv_dims=[C, C, C], mask_predictor="transfer",
-                         transfer=transfer, transfer_input=kind, class_embeddings=embeddings,
-                         mlp_branch=MaskMLPBranch(C, 14) if mlp else None, **kw)
+    return MaskXMaskHead(
+        SHAPE,
+        num_classes=K,
+        conv_dims=[C, C, C],
+        mask_predictor="transfer",
+        transfer=transfer,
+        transfer_input=kind,
+        class_embeddings=embeddings,
+        mlp_branch=MaskMLPBranch(C, 14) if mlp else None,
+        **kw,
+    )
 
 
 def test_class_specific_equals_detectron2_mask_rcnn():
     torch.manual_seed(0)
     reference = MaskRCNNConvUpsampleHead(SHAPE, num_classes=K, conv_dims=[C, C, C])
-    ours = MaskXMaskHead(SHAPE, num_classes=K, conv_dims=[C, C, C],
-                         mask_predictor="class_specific")
+    ours = MaskXMaskHead(SHAPE, num_classes=K, conv_dims=[C, C, C], mask_predictor="class_specific")
     # Same parameter names as detectron2: a released Mask R-CNN head loads strictly.
     ours.load_state_dict(reference.state_dict(), strict=True)
     with torch.no_grad():  # non-zero bias so the bias path is compared too
@@ -64,8 +72,7 @@ def test_class_specific_equals_detectron2_mask_rcnn():
 
 
 def test_class_agnostic_has_one_shared_channel():
-    head = MaskXMaskHead(SHAPE, num_classes=K, conv_dims=[C, C, C],
-                         mask_predictor="class_agnostic")
+    head = MaskXMaskHead(SHAPE, num_classes=K, conv_dims=[C, C, C], mask_predictor="class_agnostic")
     assert head.predictor.weight.shape == (1, C, 1, 1)
     feats = head.layers(_pooled(4))
     same = head.mask_logits(feats, torch.tensor([0, 1, 2, 3]))
@@ -75,8 +82,9 @@ def test_class_agnostic_has_one_shared_channel():
 
 @pytest.mark.parametrize(
     "kind,num_layers,activation",
-    list(itertools.product(["cls", "box", "cls+box", "embedding"], [1, 2, 3],
-                           ["relu", "leaky_relu"])),
+    list(
+        itertools.product(["cls", "box", "cls+box", "embedding"], [1, 2, 3], ["relu", "leaky_relu"])
+    ),
 )
 def test_transfer_shapes(kind, num_layers, activation):
     head = _transfer_head(kind, num_layers, activation).eval()
@@ -86,8 +94,10 @@ def test_transfer_shapes(kind, num_layers, activation):
     assert fcs[-1].out_features == C and all(fc.bias is not None for fc in fcs)
     acts = [m for m in head.transfer.layers if not isinstance(m, torch.nn.Linear)]
     assert len(acts) == num_layers - 1
-    assert all(isinstance(a, torch.nn.LeakyReLU if activation == "leaky_relu" else torch.nn.ReLU)
-               for a in acts)
+    assert all(
+        isinstance(a, torch.nn.LeakyReLU if activation == "leaky_relu" else torch.nn.ReLU)
+        for a in acts
+    )
     assert not hasattr(head, "predictor")  # no learned per-class conv in transfer mode
     detections = mask_proposals(K)
     for d in detections:
@@ -101,15 +111,17 @@ def test_transfer_uses_the_detector_weights_of_each_class():
     head = _transfer_head("cls+box")
     predictor = box_predictor(K, D)
     c = 3
-    w_det = torch.cat([predictor.cls_score.weight[c], predictor.bbox_pred.weight[4 * c:4 * c + 4]
-                       .reshape(-1)])
+    w_det = torch.cat(
+        [predictor.cls_score.weight[c], predictor.bbox_pred.weight[4 * c : 4 * c + 4].reshape(-1)]
+    )
     weight, bias = head.per_roi_mask_weights(torch.tensor([c, c]), predictor)
     assert bias is None
     assert torch.allclose(weight[0], head.transfer(w_det[None])[0])
     feats = torch.rand(2, C, 14, 14)
     expected = torch.nn.functional.conv2d(feats, weight[0].view(1, C, 1, 1))
-    assert torch.allclose(head.mask_logits(feats, torch.tensor([c, c]), predictor), expected,
-                          atol=1e-6)
+    assert torch.allclose(
+        head.mask_logits(feats, torch.tensor([c, c]), predictor), expected, atol=1e-6
+    )
 
 
 @pytest.mark.parametrize("detach", [True, False])
@@ -173,14 +185,22 @@ def test_class_embedding_files_load(tmp_path):
 def test_paper_glove_and_randn_embeddings_feed_transfer():
     from maskx_d2.modeling.mask_head import load_class_embeddings
 
-    for name, norm_range in (("coco80_glove_300d.npy", (3, 12)), ("coco80_randn_300d.npy",
-                                                                  (0.5, 2))):
+    for name, norm_range in (
+        ("coco80_glove_300d.npy", (3, 12)),
+        ("coco80_randn_300d.npy", (0.5, 2)),
+    ):
         emb = load_class_embeddings(str(SHARED_DATA / name), 80)
         assert emb.shape == (80, 300) and emb.dtype == torch.float32
         assert norm_range[0] < emb.norm(dim=1).mean() < norm_range[1]
         transfer = WeightTransfer(300, C, num_layers=2, hidden_dim=6)
-        head = MaskXMaskHead(SHAPE, num_classes=80, conv_dims=[C, C, C],
-                             mask_predictor="transfer", transfer=transfer,
-                             transfer_input="embedding", class_embeddings=emb)
+        head = MaskXMaskHead(
+            SHAPE,
+            num_classes=80,
+            conv_dims=[C, C, C],
+            mask_predictor="transfer",
+            transfer=transfer,
+            transfer_input="embedding",
+            class_embeddings=emb,
+        )
         logits = head.mask_logits(head.layers(_pooled(3)), torch.tensor([0, 40, 79]))
         assert logits.shape == (3, 1, 14, 14) and torch.isfinite(logits).all()

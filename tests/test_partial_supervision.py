@@ -1,4 +1,5 @@
 """Per-instance partial supervision through MaskXROIHeads, and scaling to 3000 classes."""
+
 import copy
 
 import pytest
@@ -36,8 +37,9 @@ def _proposals(targets, extra=20, seed=0):
 
 
 def _mask_loss(heads, targets, seed=0):
-    features = {"p2": torch.rand(2, 8, IMAGE // 4, IMAGE // 4,
-                                 generator=torch.Generator().manual_seed(1))}
+    features = {
+        "p2": torch.rand(2, 8, IMAGE // 4, IMAGE // 4, generator=torch.Generator().manual_seed(1))
+    }
     heads.train()
     torch.manual_seed(seed)  # proposal sampling is random
     with EventStorage():

@@ -1,12 +1,19 @@
 """The main job end to end on a few iterations: train, checkpoint, resume, evaluate, eval-only."""
+
 import json
 import os
 
 import pytest
 import train_net
 
-INSTANT = os.path.join(os.path.dirname(__file__), "..", "configs", "Synthetic", "quick_schedules",
-                       "maskx_R_18_FPN_synthetic_instant_test.yaml")
+INSTANT = os.path.join(
+    os.path.dirname(__file__),
+    "..",
+    "configs",
+    "Synthetic",
+    "quick_schedules",
+    "maskx_R_18_FPN_synthetic_instant_test.yaml",
+)
 GROUPS = {"bbox", "segm", "bbox_A", "segm_A", "bbox_B", "segm_B"}
 
 
@@ -28,8 +35,14 @@ def trained(tmp_path_factory):
 
 def test_train_writes_checkpoints_logs_and_ab_results(trained):
     out, _ = trained
-    for name in ("model_0000001.pth", "model_0000003.pth", "model_final.pth", "last_checkpoint",
-                 "log.txt", "config.yaml"):
+    for name in (
+        "model_0000001.pth",
+        "model_0000003.pth",
+        "model_final.pth",
+        "last_checkpoint",
+        "log.txt",
+        "config.yaml",
+    ):
         assert os.path.exists(os.path.join(out, name)), name
     assert any(f.startswith("events.out.tfevents") for f in os.listdir(out))  # TensorBoard
     assert _iterations(out) == [3]  # detectron2's writers log every 20 iterations and at the end
@@ -51,8 +64,15 @@ def test_resume_continues_from_the_last_checkpoint(trained):
 
 def test_eval_only_reports_all_a_and_b(trained):
     out, _ = trained
-    results = _run("--config-file", INSTANT, "--eval-only", "OUTPUT_DIR", out,
-                   "MODEL.WEIGHTS", os.path.join(out, "model_final.pth"))
+    results = _run(
+        "--config-file",
+        INSTANT,
+        "--eval-only",
+        "OUTPUT_DIR",
+        out,
+        "MODEL.WEIGHTS",
+        os.path.join(out, "model_final.pth"),
+    )
     assert GROUPS <= set(results)
     for key in GROUPS:
         assert set(results[key]) >= {"AP", "AP50", "AP75", "APs", "APm", "APl"}
@@ -71,10 +91,24 @@ def test_dataset_module_registers_user_data(tmp_path):
         f" r'{tmp_path}/images', mask_classes=[1])\n"
     )
     out = tmp_path / "out"
-    _run("--dataset-module", str(module), "--config-file", INSTANT, "OUTPUT_DIR", str(out),
-         "DATASETS.TRAIN", "('my_fixture_train',)", "DATASETS.TEST", "()",
-         "MODEL.ROI_HEADS.NUM_CLASSES", "3", "SOLVER.MAX_ITER", "2", "INPUT.MIN_SIZE_TRAIN",
-         "(64,)")
+    _run(
+        "--dataset-module",
+        str(module),
+        "--config-file",
+        INSTANT,
+        "OUTPUT_DIR",
+        str(out),
+        "DATASETS.TRAIN",
+        "('my_fixture_train',)",
+        "DATASETS.TEST",
+        "()",
+        "MODEL.ROI_HEADS.NUM_CLASSES",
+        "3",
+        "SOLVER.MAX_ITER",
+        "2",
+        "INPUT.MIN_SIZE_TRAIN",
+        "(64,)",
+    )
     assert os.path.exists(out / "model_final.pth")
     with pytest.raises(FileNotFoundError, match="missing.py"):
         _run("--dataset-module", str(tmp_path / "missing.py"), "--config-file", INSTANT)

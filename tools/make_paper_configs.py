@@ -6,6 +6,7 @@ splits, both backbones and the 25 random splits cannot drift apart.
 
     python tools/make_paper_configs.py
 """
+
 import os
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs")
@@ -18,47 +19,108 @@ EMBEDDINGS = "datasets/embeddings/coco80_{}_300d.npy"  # see docs/datasets.md
 # Table 1 rows: name -> (schedule "sw"/"e2e", comment, MODEL.MASKX overrides, extra yaml)
 TABLE1 = {
     # (a) input of T, stage-wise
-    "transfer_randn": ("sw", "Table 1a: T on a fixed random vector per class",
-                       {"TRANSFER.INPUT": '"embedding"',
-                        "TRANSFER.EMBEDDING_FILE": f'"{EMBEDDINGS.format("randn")}"'}, ""),
-    "transfer_glove": ("sw", "Table 1a: T on the GloVe vector of the class name",
-                       {"TRANSFER.INPUT": '"embedding"',
-                        "TRANSFER.EMBEDDING_FILE": f'"{EMBEDDINGS.format("glove")}"'}, ""),
-    "transfer_cls": ("sw", "Table 1a: T on the box classifier's row", {"TRANSFER.INPUT": '"cls"'},
-                     ""),
-    "transfer_box": ("sw", "Table 1a: T on the 4 box-regression rows", {"TRANSFER.INPUT": '"box"'},
-                     ""),
-    "transfer_clsbox": ("sw", "Table 1a/1b/1c: T on cls+box, 2 layers, LeakyReLU (the default)",
-                        {}, ""),
+    "transfer_randn": (
+        "sw",
+        "Table 1a: T on a fixed random vector per class",
+        {
+            "TRANSFER.INPUT": '"embedding"',
+            "TRANSFER.EMBEDDING_FILE": f'"{EMBEDDINGS.format("randn")}"',
+        },
+        "",
+    ),
+    "transfer_glove": (
+        "sw",
+        "Table 1a: T on the GloVe vector of the class name",
+        {
+            "TRANSFER.INPUT": '"embedding"',
+            "TRANSFER.EMBEDDING_FILE": f'"{EMBEDDINGS.format("glove")}"',
+        },
+        "",
+    ),
+    "transfer_cls": (
+        "sw",
+        "Table 1a: T on the box classifier's row",
+        {"TRANSFER.INPUT": '"cls"'},
+        "",
+    ),
+    "transfer_box": (
+        "sw",
+        "Table 1a: T on the 4 box-regression rows",
+        {"TRANSFER.INPUT": '"box"'},
+        "",
+    ),
+    "transfer_clsbox": (
+        "sw",
+        "Table 1a/1b/1c: T on cls+box, 2 layers, LeakyReLU (the default)",
+        {},
+        "",
+    ),
     # (b) structure of T, stage-wise, cls+box
     "transfer_1layer": ("sw", "Table 1b: 1-layer T", {"TRANSFER.NUM_LAYERS": "1"}, ""),
-    "transfer_2layer_relu": ("sw", "Table 1b: 2-layer T, ReLU",
-                             {"TRANSFER.ACTIVATION": '"relu"'}, ""),
-    "transfer_3layer_relu": ("sw", "Table 1b: 3-layer T, ReLU",
-                             {"TRANSFER.NUM_LAYERS": "3", "TRANSFER.ACTIVATION": '"relu"'}, ""),
-    "transfer_3layer_lrelu": ("sw", "Table 1b: 3-layer T, LeakyReLU",
-                              {"TRANSFER.NUM_LAYERS": "3"}, ""),
+    "transfer_2layer_relu": (
+        "sw",
+        "Table 1b: 2-layer T, ReLU",
+        {"TRANSFER.ACTIVATION": '"relu"'},
+        "",
+    ),
+    "transfer_3layer_relu": (
+        "sw",
+        "Table 1b: 3-layer T, ReLU",
+        {"TRANSFER.NUM_LAYERS": "3", "TRANSFER.ACTIVATION": '"relu"'},
+        "",
+    ),
+    "transfer_3layer_lrelu": (
+        "sw",
+        "Table 1b: 3-layer T, LeakyReLU",
+        {"TRANSFER.NUM_LAYERS": "3"},
+        "",
+    ),
     # (c) method, stage-wise
-    "class_agnostic": ("sw", "Table 1c: class-agnostic mask baseline",
-                       {"MASK_PREDICTOR": '"class_agnostic"'}, ""),
+    "class_agnostic": (
+        "sw",
+        "Table 1c: class-agnostic mask baseline",
+        {"MASK_PREDICTOR": '"class_agnostic"'},
+        "",
+    ),
     "transfer_mlp": ("sw", "Table 1c: transfer+MLP", {"MLP_BRANCH.ENABLED": "True"}, ""),
-    "oracle": ("sw", "Table 1c: fully supervised oracle (masks of all 80 classes)",
-               {"MASK_PREDICTOR": '"class_specific"'}, "DATASETS:\n  TRAIN: (\"coco_2017_train\",)\n"),
+    "oracle": (
+        "sw",
+        "Table 1c: fully supervised oracle (masks of all 80 classes)",
+        {"MASK_PREDICTOR": '"class_specific"'},
+        'DATASETS:\n  TRAIN: ("coco_2017_train",)\n',
+    ),
     # (d) end-to-end
-    "class_agnostic_e2e": ("e2e", "Table 1d/2: end-to-end class-agnostic baseline",
-                           {"MASK_PREDICTOR": '"class_agnostic"'}, ""),
-    "transfer_e2e_no_stopgrad": ("e2e", "Table 1d: end-to-end transfer without stop-grad",
-                                 {"TRANSFER.DETACH_DET_WEIGHTS": "False"}, ""),
+    "class_agnostic_e2e": (
+        "e2e",
+        "Table 1d/2: end-to-end class-agnostic baseline",
+        {"MASK_PREDICTOR": '"class_agnostic"'},
+        "",
+    ),
+    "transfer_e2e_no_stopgrad": (
+        "e2e",
+        "Table 1d: end-to-end transfer without stop-grad",
+        {"TRANSFER.DETACH_DET_WEIGHTS": "False"},
+        "",
+    ),
     "transfer_e2e": ("e2e", "Table 1d: end-to-end transfer with stop-grad", {}, ""),
 }
 # Table 2 rows (end-to-end, both backbones): name -> (comment, overrides, extra)
 TABLE2 = {
-    "class_agnostic": ("Table 2: class-agnostic baseline", {"MASK_PREDICTOR": '"class_agnostic"'},
-                       ""),
-    "maskx": ("Table 2: Mask^X R-CNN (transfer cls+box, 2-layer LeakyReLU, +MLP)",
-              {"MLP_BRANCH.ENABLED": "True"}, ""),
-    "oracle": ("Table 2: fully supervised oracle", {"MASK_PREDICTOR": '"class_specific"'},
-               "DATASETS:\n  TRAIN: (\"coco_2017_train\",)\n"),
+    "class_agnostic": (
+        "Table 2: class-agnostic baseline",
+        {"MASK_PREDICTOR": '"class_agnostic"'},
+        "",
+    ),
+    "maskx": (
+        "Table 2: Mask^X R-CNN (transfer cls+box, 2-layer LeakyReLU, +MLP)",
+        {"MLP_BRANCH.ENABLED": "True"},
+        "",
+    ),
+    "oracle": (
+        "Table 2: fully supervised oracle",
+        {"MASK_PREDICTOR": '"class_specific"'},
+        'DATASETS:\n  TRAIN: ("coco_2017_train",)\n',
+    ),
 }
 
 
@@ -85,56 +147,83 @@ def _write(path, text):
 
 def write_split_bases(split):
     d = os.path.join(ROOT, f"COCO-{split}")
-    data = (f'DATASETS:\n  TRAIN: ("coco_2017_train_{split}",)\n'
-            f'  TEST: ("coco_2017_val_{split}",)\n')
+    data = (
+        f'DATASETS:\n  TRAIN: ("coco_2017_train_{split}",)\n'
+        f'  TEST: ("coco_2017_val_{split}",)\n'
+    )
     for depth in (50, 101):
-        schedule = "" if depth == 50 else (
-            "SOLVER:\n  IMS_PER_BATCH: 8\n  BASE_LR: 0.01\n  STEPS: (120000, 160000)\n"
-            "  MAX_ITER: 180000\n")
-        backbone = "" if depth == 50 else (
-            '  WEIGHTS: "detectron2://ImageNetPretrained/MSRA/R-101.pkl"\n'
-            "  RESNETS:\n    DEPTH: 101\n")
-        _write(os.path.join(d, f"Base-R_{depth}_FPN-e2e.yaml"),
-               f"# End-to-end from ImageNet weights, {split} (A = classes with masks).\n"
-               f'_BASE_: "../Base-MaskX-RCNN-FPN.yaml"\n'
-               + (f"MODEL:\n{backbone}" if backbone else "") + data + schedule)
-        _write(os.path.join(d, f"Base-R_{depth}_FPN-sw.yaml"),
-               "# Stage-wise: a released Faster R-CNN (boxes of all 80 classes) is frozen and\n"
-               "# only the mask branch trains on set A's masks.\n"
-               f'_BASE_: "Base-R_{depth}_FPN-e2e.yaml"\n'
-               f'MODEL:\n  WEIGHTS: "{FASTER_RCNN[depth]}"\n  MASKX:\n'
-               "    FREEZE_DETECTOR: True\n")
+        schedule = (
+            ""
+            if depth == 50
+            else (
+                "SOLVER:\n  IMS_PER_BATCH: 8\n  BASE_LR: 0.01\n  STEPS: (120000, 160000)\n"
+                "  MAX_ITER: 180000\n"
+            )
+        )
+        backbone = (
+            ""
+            if depth == 50
+            else (
+                '  WEIGHTS: "detectron2://ImageNetPretrained/MSRA/R-101.pkl"\n'
+                "  RESNETS:\n    DEPTH: 101\n"
+            )
+        )
+        _write(
+            os.path.join(d, f"Base-R_{depth}_FPN-e2e.yaml"),
+            f"# End-to-end from ImageNet weights, {split} (A = classes with masks).\n"
+            f'_BASE_: "../Base-MaskX-RCNN-FPN.yaml"\n'
+            + (f"MODEL:\n{backbone}" if backbone else "")
+            + data
+            + schedule,
+        )
+        _write(
+            os.path.join(d, f"Base-R_{depth}_FPN-sw.yaml"),
+            "# Stage-wise: a released Faster R-CNN (boxes of all 80 classes) is frozen and\n"
+            "# only the mask branch trains on set A's masks.\n"
+            f'_BASE_: "Base-R_{depth}_FPN-e2e.yaml"\n'
+            f'MODEL:\n  WEIGHTS: "{FASTER_RCNN[depth]}"\n  MASKX:\n'
+            "    FREEZE_DETECTOR: True\n",
+        )
 
 
 def write_tables(split):
     d = os.path.join(ROOT, f"COCO-{split}")
     for name, (schedule, comment, overrides, extra) in TABLE1.items():
         stem = name.replace("_e2e", "")
-        _write(os.path.join(d, f"table1_{stem}_R_50_FPN_{schedule}_1x_{split}.yaml"),
-               f"# {comment}, {split}.\n_BASE_: \"Base-R_50_FPN-{schedule}.yaml\"\n"
-               + _maskx_yaml(overrides) + extra)
+        _write(
+            os.path.join(d, f"table1_{stem}_R_50_FPN_{schedule}_1x_{split}.yaml"),
+            f'# {comment}, {split}.\n_BASE_: "Base-R_50_FPN-{schedule}.yaml"\n'
+            + _maskx_yaml(overrides)
+            + extra,
+        )
     for depth in (50, 101):
         sched = "1x" if depth == 50 else "2x"
         for name, (comment, overrides, extra) in TABLE2.items():
-            _write(os.path.join(d, f"table2_{name}_R_{depth}_FPN_e2e_{sched}_{split}.yaml"),
-                   f"# {comment}, R-{depth}-FPN, {split}.\n"
-                   f"_BASE_: \"Base-R_{depth}_FPN-e2e.yaml\"\n" + _maskx_yaml(overrides) + extra)
+            _write(
+                os.path.join(d, f"table2_{name}_R_{depth}_FPN_e2e_{sched}_{split}.yaml"),
+                f"# {comment}, R-{depth}-FPN, {split}.\n"
+                f'_BASE_: "Base-R_{depth}_FPN-e2e.yaml"\n' + _maskx_yaml(overrides) + extra,
+            )
 
 
 def write_random_splits():
     d = os.path.join(ROOT, "COCO-randsplits")
-    _write(os.path.join(d, "Base-maskx_R_50_FPN_e2e_1x.yaml"),
-           "# Figure 3: Mask^X R-CNN on random A/B splits of COCO's 80 classes. For the\n"
-           "# class-agnostic baseline add MODEL.MASKX.MASK_PREDICTOR class_agnostic.\n"
-           '_BASE_: "../Base-MaskX-RCNN-FPN.yaml"\n'
-           "MODEL:\n  MASKX:\n    MLP_BRANCH:\n      ENABLED: True\n")
+    _write(
+        os.path.join(d, "Base-maskx_R_50_FPN_e2e_1x.yaml"),
+        "# Figure 3: Mask^X R-CNN on random A/B splits of COCO's 80 classes. For the\n"
+        "# class-agnostic baseline add MODEL.MASKX.MASK_PREDICTOR class_agnostic.\n"
+        '_BASE_: "../Base-MaskX-RCNN-FPN.yaml"\n'
+        "MODEL:\n  MASKX:\n    MLP_BRANCH:\n      ENABLED: True\n",
+    )
     for trial in range(1, 6):
         for n_a in (20, 30, 40, 50, 60):
             split = f"randsplit_E{trial}_A{n_a}"
-            _write(os.path.join(d, f"maskx_R_50_FPN_e2e_1x_{split}.yaml"),
-                   f'_BASE_: "Base-maskx_R_50_FPN_e2e_1x.yaml"\n'
-                   f'DATASETS:\n  TRAIN: ("coco_2017_train_{split}",)\n'
-                   f'  TEST: ("coco_2017_val_{split}",)\n')
+            _write(
+                os.path.join(d, f"maskx_R_50_FPN_e2e_1x_{split}.yaml"),
+                f'_BASE_: "Base-maskx_R_50_FPN_e2e_1x.yaml"\n'
+                f'DATASETS:\n  TRAIN: ("coco_2017_train_{split}",)\n'
+                f'  TEST: ("coco_2017_val_{split}",)\n',
+            )
 
 
 if __name__ == "__main__":

@@ -175,8 +175,9 @@ def render_scene(
         ``max_tries`` are left out (rare).
     """
     size = params.image_size
-    colours = [_object_colour(rng, k, len(shapes), params.class_colour_jitter)
-               for k in class_indices]
+    colours = [
+        _object_colour(rng, k, len(shapes), params.class_colour_jitter) for k in class_indices
+    ]
     image = _background(rng, params, colours)
     objects: List[SceneObject] = []
     for k, colour in zip(class_indices, colours):

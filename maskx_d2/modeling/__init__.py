@@ -1,4 +1,5 @@
 """Mask^X R-CNN model parts; importing this registers them into detectron2's registries."""
+
 from .mask_head import MaskXMaskHead
 from .meta_arch import MaskXRCNN
 from .mlp_branch import MaskMLPBranch

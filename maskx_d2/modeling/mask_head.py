@@ -8,6 +8,7 @@ last step differs: instead of a 1x1 conv producing K x M x M logits per RoI and 
 channel, we gather each RoI's own (C,) mask weight and compute only its M x M logits. Memory
 and time therefore do not grow with K, which is what makes 3000 classes trainable.
 """
+
 from typing import List, Optional
 
 import numpy as np
@@ -48,15 +49,19 @@ def box_head_output_dim(cfg) -> int:
 def load_class_embeddings(path: str, num_classes: int) -> torch.Tensor:
     """Read a (K, E) float .npy of per-class vectors (rows in contiguous class order)."""
     if not path:
-        raise ValueError("MODEL.MASKX.TRANSFER.INPUT='embedding' needs "
-                         "MODEL.MASKX.TRANSFER.EMBEDDING_FILE (a K x E .npy file)")
+        raise ValueError(
+            "MODEL.MASKX.TRANSFER.INPUT='embedding' needs "
+            "MODEL.MASKX.TRANSFER.EMBEDDING_FILE (a K x E .npy file)"
+        )
     try:
         array = np.load(path)
     except (OSError, ValueError) as e:
         raise ValueError(f"Cannot read class embeddings from {path}: {e}") from e
     if array.ndim != 2 or array.shape[0] != num_classes:
-        raise ValueError(f"Class embeddings in {path} have shape {array.shape}; expected "
-                         f"({num_classes}, E) for MODEL.ROI_HEADS.NUM_CLASSES={num_classes}")
+        raise ValueError(
+            f"Class embeddings in {path} have shape {array.shape}; expected "
+            f"({num_classes}, E) for MODEL.ROI_HEADS.NUM_CLASSES={num_classes}"
+        )
     if not np.isfinite(array).all():
         raise ValueError(f"Class embeddings in {path} contain NaN or inf")
     return torch.as_tensor(array, dtype=torch.float32)
@@ -102,11 +107,18 @@ class MaskXMaskHead(MaskRCNNConvUpsampleHead):
             mlp_branch (MaskMLPBranch or None): class-agnostic MLP branch.
         """
         if mask_predictor not in MASK_PREDICTORS:
-            raise ValueError(f"MODEL.MASKX.MASK_PREDICTOR must be one of {MASK_PREDICTORS}, "
-                             f"got {mask_predictor!r}")
+            raise ValueError(
+                f"MODEL.MASKX.MASK_PREDICTOR must be one of {MASK_PREDICTORS}, "
+                f"got {mask_predictor!r}"
+            )
         predictor_channels = {"class_specific": num_classes}.get(mask_predictor, 1)
-        super().__init__(input_shape, num_classes=predictor_channels, conv_dims=conv_dims,
-                         conv_norm=conv_norm, **kwargs)
+        super().__init__(
+            input_shape,
+            num_classes=predictor_channels,
+            conv_dims=conv_dims,
+            conv_norm=conv_norm,
+            **kwargs,
+        )
         self.num_classes = num_classes
         self.mask_predictor = mask_predictor
         self.transfer_input = transfer_input
@@ -115,8 +127,10 @@ class MaskXMaskHead(MaskRCNNConvUpsampleHead):
             if transfer is None:
                 raise ValueError("mask_predictor='transfer' needs a WeightTransfer module")
             if transfer.out_dim != conv_dims[-1]:
-                raise ValueError(f"T outputs {transfer.out_dim} numbers per class but the mask "
-                                 f"features have {conv_dims[-1]} channels")
+                raise ValueError(
+                    f"T outputs {transfer.out_dim} numbers per class but the mask "
+                    f"features have {conv_dims[-1]} channels"
+                )
             # T replaces the learned per-class 1x1 conv.
             del self.predictor
             self.transfer = transfer
@@ -139,25 +153,35 @@ class MaskXMaskHead(MaskRCNNConvUpsampleHead):
             detach_det_weights=mx.TRANSFER.DETACH_DET_WEIGHTS,
         )
         if cfg.MODEL.ROI_MASK_HEAD.CLS_AGNOSTIC_MASK and mx.MASK_PREDICTOR != "class_agnostic":
-            raise ValueError("MODEL.ROI_MASK_HEAD.CLS_AGNOSTIC_MASK=True conflicts with "
-                             f"MODEL.MASKX.MASK_PREDICTOR={mx.MASK_PREDICTOR!r}; use "
-                             "MASK_PREDICTOR='class_agnostic' instead")
+            raise ValueError(
+                "MODEL.ROI_MASK_HEAD.CLS_AGNOSTIC_MASK=True conflicts with "
+                f"MODEL.MASKX.MASK_PREDICTOR={mx.MASK_PREDICTOR!r}; use "
+                "MASK_PREDICTOR='class_agnostic' instead"
+            )
         if mx.MASK_PREDICTOR == "transfer":
             embedding_dim = None
             if mx.TRANSFER.INPUT == "embedding":
                 ret["class_embeddings"] = load_class_embeddings(
-                    mx.TRANSFER.EMBEDDING_FILE, num_classes)
+                    mx.TRANSFER.EMBEDDING_FILE, num_classes
+                )
                 embedding_dim = ret["class_embeddings"].shape[1]
             in_dim = transfer_input_dim(mx.TRANSFER.INPUT, box_head_output_dim(cfg), embedding_dim)
             ret["transfer"] = WeightTransfer(
-                in_dim, conv_dim, num_layers=mx.TRANSFER.NUM_LAYERS,
-                hidden_dim=mx.TRANSFER.HIDDEN_DIM, activation=mx.TRANSFER.ACTIVATION,
-                leaky_relu_slope=mx.TRANSFER.LEAKY_RELU_SLOPE)
+                in_dim,
+                conv_dim,
+                num_layers=mx.TRANSFER.NUM_LAYERS,
+                hidden_dim=mx.TRANSFER.HIDDEN_DIM,
+                activation=mx.TRANSFER.ACTIVATION,
+                leaky_relu_slope=mx.TRANSFER.LEAKY_RELU_SLOPE,
+            )
         if mx.MLP_BRANCH.ENABLED:
             # The deconv doubles the pooled resolution: 14 -> 28.
-            ret["mlp_branch"] = MaskMLPBranch(conv_dim, 2 * input_shape.height,
-                                              num_fc=mx.MLP_BRANCH.NUM_FC,
-                                              fc_dim=mx.MLP_BRANCH.FC_DIM)
+            ret["mlp_branch"] = MaskMLPBranch(
+                conv_dim,
+                2 * input_shape.height,
+                num_fc=mx.MLP_BRANCH.NUM_FC,
+                fc_dim=mx.MLP_BRANCH.FC_DIM,
+            )
         return ret
 
     def check_box_predictor(self, box_predictor: nn.Module) -> None:
@@ -167,8 +191,10 @@ class MaskXMaskHead(MaskRCNNConvUpsampleHead):
         det_dim = check_box_predictor(box_predictor, self.transfer_input, self.num_classes)
         expected = transfer_input_dim(self.transfer_input, det_dim)
         if expected != self.transfer.in_dim:
-            raise ValueError(f"T expects {self.transfer.in_dim}-d inputs but the box predictor "
-                             f"gives {expected}-d '{self.transfer_input}' weights (D={det_dim})")
+            raise ValueError(
+                f"T expects {self.transfer.in_dim}-d inputs but the box predictor "
+                f"gives {expected}-d '{self.transfer_input}' weights (D={det_dim})"
+            )
 
     def layers(self, x: torch.Tensor) -> torch.Tensor:
         """The mask FCN: (R, C_in, M/2, M/2) pooled features -> (R, C, M, M) mask features."""
@@ -191,14 +217,19 @@ class MaskXMaskHead(MaskRCNNConvUpsampleHead):
         else:
             if box_predictor is None:
                 raise ValueError("MaskXMaskHead in 'transfer' mode needs the box predictor")
-            det_weights = gather_detector_weights(box_predictor, self.transfer_input,
-                                                  unique_classes)
+            det_weights = gather_detector_weights(
+                box_predictor, self.transfer_input, unique_classes
+            )
             if self.detach_det_weights:
                 det_weights = det_weights.detach()
         return self.transfer(det_weights)[roi_to_unique], None
 
-    def mask_logits(self, mask_features: torch.Tensor, classes: torch.Tensor,
-                    box_predictor: Optional[nn.Module] = None) -> torch.Tensor:
+    def mask_logits(
+        self,
+        mask_features: torch.Tensor,
+        classes: torch.Tensor,
+        box_predictor: Optional[nn.Module] = None,
+    ) -> torch.Tensor:
         """(R, C, M, M) features and (R,) classes -> (R, 1, M, M) logits of each RoI's class."""
         weight, bias = self.per_roi_mask_weights(classes, box_predictor)
         logits = torch.einsum("rchw,rc->rhw", mask_features, weight)
@@ -208,8 +239,9 @@ class MaskXMaskHead(MaskRCNNConvUpsampleHead):
             logits = logits + self.mlp_branch(mask_features)
         return logits[:, None]
 
-    def forward(self, x: torch.Tensor, instances: List[Instances],
-                box_predictor: Optional[nn.Module] = None):
+    def forward(
+        self, x: torch.Tensor, instances: List[Instances], box_predictor: Optional[nn.Module] = None
+    ):
         """
         Args:
             x: (R, C_in, M/2, M/2) pooled RoI features.
@@ -223,13 +255,17 @@ class MaskXMaskHead(MaskRCNNConvUpsampleHead):
         """
         mask_features = self.layers(x)
         field = "gt_classes" if self.training else "pred_classes"
-        classes = cat([i.get(field) for i in instances]) if instances else \
-            torch.zeros(0, dtype=torch.int64, device=x.device)
+        classes = (
+            cat([i.get(field) for i in instances])
+            if instances
+            else torch.zeros(0, dtype=torch.int64, device=x.device)
+        )
         logits = self.mask_logits(mask_features, classes.to(torch.int64), box_predictor)
         if self.training:
             # With R == 0 this is logits.sum() * 0: a zero loss that still reaches every
             # mask-branch parameter, so DDP sees no unused parameters.
-            return {"loss_mask": mask_rcnn_loss(logits, instances, self.vis_period)
-                    * self.loss_weight}
+            return {
+                "loss_mask": mask_rcnn_loss(logits, instances, self.vis_period) * self.loss_weight
+            }
         mask_rcnn_inference(logits, instances)
         return instances

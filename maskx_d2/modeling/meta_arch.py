@@ -4,6 +4,7 @@ Stage-wise Mask^X R-CNN (the paper's ``sw`` rows) first trains a Faster R-CNN on
 then freezes it and trains only the mask branch on set A's masks. With
 ``MODEL.MASKX.FREEZE_DETECTOR`` off this class behaves exactly like GeneralizedRCNN.
 """
+
 from detectron2.config import configurable
 from detectron2.modeling import META_ARCH_REGISTRY, GeneralizedRCNN
 

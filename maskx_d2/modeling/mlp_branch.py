@@ -3,6 +3,7 @@
 Its M x M output is added to the mask logits of every class before the sigmoid: the FCN's
 1x1 conv captures class-specific shape, the MLP a class-agnostic, position-aware prior.
 """
+
 import fvcore.nn.weight_init as weight_init
 import torch
 from torch import nn

@@ -5,6 +5,7 @@ A ground-truth instance may come with a mask or only a box (per instance, not pe
 ``gt_has_mask``; ``label_and_sample_proposals`` copies it (like every ``gt_*`` field) onto the
 proposals matched to that instance.
 """
+
 from typing import List
 
 import torch
@@ -24,8 +25,7 @@ def mask_availability(instances: Instances) -> torch.Tensor:
     if instances.has("gt_has_mask"):
         return instances.gt_has_mask.to(dtype=torch.bool)
     device = instances.proposal_boxes.device if instances.has("proposal_boxes") else "cpu"
-    return torch.full((len(instances),), instances.has("gt_masks"), dtype=torch.bool,
-                      device=device)
+    return torch.full((len(instances),), instances.has("gt_masks"), dtype=torch.bool, device=device)
 
 
 def select_mask_supervised(fg_proposals: List[Instances]) -> List[Instances]:

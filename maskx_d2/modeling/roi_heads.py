@@ -6,6 +6,7 @@ branch trains only on foreground proposals whose ground truth has a mask (see
 class weights. At inference every detected class gets a mask, including classes never seen
 with masks.
 """
+
 from typing import Dict, List
 
 import torch
@@ -38,9 +39,11 @@ class MaskXROIHeads(StandardROIHeads):
     def from_config(cls, cfg, input_shape):
         freeze = cfg.MODEL.MASKX.FREEZE_DETECTOR
         if freeze and cfg.MODEL.META_ARCHITECTURE != "MaskXRCNN":
-            raise ValueError("MODEL.MASKX.FREEZE_DETECTOR=True needs "
-                             "MODEL.META_ARCHITECTURE='MaskXRCNN' (it freezes backbone and RPN); "
-                             f"got {cfg.MODEL.META_ARCHITECTURE!r}")
+            raise ValueError(
+                "MODEL.MASKX.FREEZE_DETECTOR=True needs "
+                "MODEL.META_ARCHITECTURE='MaskXRCNN' (it freezes backbone and RPN); "
+                f"got {cfg.MODEL.META_ARCHITECTURE!r}"
+            )
         ret = super().from_config(cfg, input_shape)
         ret["freeze_detector"] = freeze
         return ret

@@ -11,6 +11,7 @@ regression rows of class c at rows 4c..4c+3 (class-specific regression; there is
 box row). T's output for class c is the weight of a bias-free 1x1 conv on the C x M x M mask
 features, i.e. class c's mask logits are ``sum_ch T(w_det[c])[ch] * features[ch]``.
 """
+
 from typing import Optional
 
 import fvcore.nn.weight_init as weight_init
@@ -28,8 +29,10 @@ def transfer_input_dim(kind: str, det_dim: int, embedding_dim: Optional[int] = N
             raise ValueError("TRANSFER.INPUT='embedding' needs an embedding file (EMBEDDING_FILE)")
         return embedding_dim
     if kind not in dims:
-        raise ValueError(f"Unknown MODEL.MASKX.TRANSFER.INPUT {kind!r}; expected one of "
-                         f"'cls', 'box', 'cls+box', 'embedding'")
+        raise ValueError(
+            f"Unknown MODEL.MASKX.TRANSFER.INPUT {kind!r}; expected one of "
+            f"'cls', 'box', 'cls+box', 'embedding'"
+        )
     return dims[kind]
 
 
@@ -40,8 +43,10 @@ def check_box_predictor(box_predictor: nn.Module, kind: str, num_classes: int) -
     """
     cls_w = box_predictor.cls_score.weight
     if cls_w.shape[0] not in (num_classes, num_classes + 1):
-        raise ValueError(f"box predictor's cls_score has {cls_w.shape[0]} rows, expected "
-                         f"{num_classes + 1} for {num_classes} classes")
+        raise ValueError(
+            f"box predictor's cls_score has {cls_w.shape[0]} rows, expected "
+            f"{num_classes + 1} for {num_classes} classes"
+        )
     if "box" in kind.split("+"):
         rows = box_predictor.bbox_pred.weight.shape[0]
         if rows != 4 * num_classes:
@@ -81,14 +86,24 @@ class WeightTransfer(nn.Module):
     classes, so T trained on classes with masks can produce mask weights for any class.
     """
 
-    def __init__(self, in_dim: int, out_dim: int, *, num_layers: int = 2, hidden_dim: int = 256,
-                 activation: str = "leaky_relu", leaky_relu_slope: float = 0.1):
+    def __init__(
+        self,
+        in_dim: int,
+        out_dim: int,
+        *,
+        num_layers: int = 2,
+        hidden_dim: int = 256,
+        activation: str = "leaky_relu",
+        leaky_relu_slope: float = 0.1,
+    ):
         super().__init__()
         if num_layers < 1:
             raise ValueError(f"MODEL.MASKX.TRANSFER.NUM_LAYERS must be >= 1, got {num_layers}")
         if activation not in ("relu", "leaky_relu"):
-            raise ValueError(f"MODEL.MASKX.TRANSFER.ACTIVATION must be 'relu' or 'leaky_relu', "
-                             f"got {activation!r}")
+            raise ValueError(
+                f"MODEL.MASKX.TRANSFER.ACTIVATION must be 'relu' or 'leaky_relu', "
+                f"got {activation!r}"
+            )
         self.in_dim, self.out_dim = in_dim, out_dim
         dims = [in_dim] + [hidden_dim] * (num_layers - 1) + [out_dim]
         layers = []
@@ -97,8 +112,11 @@ class WeightTransfer(nn.Module):
             weight_init.c2_msra_fill(fc)
             layers.append(fc)
             if i < num_layers - 1:
-                layers.append(nn.ReLU() if activation == "relu"
-                              else nn.LeakyReLU(negative_slope=leaky_relu_slope))
+                layers.append(
+                    nn.ReLU()
+                    if activation == "relu"
+                    else nn.LeakyReLU(negative_slope=leaky_relu_slope)
+                )
         self.layers = nn.Sequential(*layers)
 
     def forward(self, det_weights: torch.Tensor) -> torch.Tensor:
