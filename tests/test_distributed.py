@@ -24,15 +24,8 @@ from detectron2.engine import HookBase, launch
 from detectron2.utils import comm
 
 import train_net
+from pipeline_fixtures import INSTANT
 
-INSTANT = os.path.join(
-    os.path.dirname(__file__),
-    "..",
-    "configs",
-    "Synthetic",
-    "quick_schedules",
-    "maskx_R_18_FPN_synthetic_instant_test.yaml",
-)
 OPTS = [
     "DATASETS.TEST",
     "()",

@@ -14,15 +14,8 @@ from detectron2.engine import HookBase
 from detectron2.utils.events import get_event_storage
 
 import train_net
+from pipeline_fixtures import INSTANT
 
-INSTANT = os.path.join(
-    os.path.dirname(__file__),
-    "..",
-    "configs",
-    "Synthetic",
-    "quick_schedules",
-    "maskx_R_18_FPN_synthetic_instant_test.yaml",
-)
 # Six steps, checkpoints after steps 2 and 5; no evaluation (not what is tested here).
 OPTS = ["SOLVER.MAX_ITER", "6", "SOLVER.CHECKPOINT_PERIOD", "3", "DATASETS.TEST", "()"]
 

@@ -5,15 +5,8 @@ import os
 
 import pytest
 import train_net
+from pipeline_fixtures import INSTANT
 
-INSTANT = os.path.join(
-    os.path.dirname(__file__),
-    "..",
-    "configs",
-    "Synthetic",
-    "quick_schedules",
-    "maskx_R_18_FPN_synthetic_instant_test.yaml",
-)
 GROUPS = {"bbox", "segm", "bbox_A", "segm_A", "bbox_B", "segm_B"}
 
 
