@@ -4,9 +4,9 @@ Contract shared by every dataset of this project (COCO splits, VG, synthetic, yo
   - dataset dicts are detectron2's standard ones; an annotation of a box-only instance has no
     ``segmentation`` key (or an empty one), a masked one has polygons or RLE;
   - metadata carries ``mask_category_ids``: the dataset category ids of set A (classes whose
-    masks are used in training);
-    ``evaluator_type = "coco_partial"`` so train_net.py evaluates A and B separately. The key
-    is absent when every annotation with a mask is used (no A/B split).
+    masks are used in training), absent when every annotation with a mask is used (no A/B
+    split); and ``evaluator_type = "coco_partial"``, so train_net.py evaluates A and B
+    separately.
 
 Loading validates the json (see :mod:`maskx_d2.data.validation` for what raises and what is
 skipped and counted).
