@@ -17,8 +17,7 @@ from typing import List, Sequence
 import cv2
 import torch
 
-import maskx_d2  # first: makes detectron2 importable without its compiled ops
-import maskx_d2.data  # noqa: F401  (registers the datasets named by configs)
+import maskx_d2  # first: detectron2 importable without compiled ops; registers the datasets
 from detectron2.config import get_cfg
 from detectron2.data.detection_utils import read_image
 from detectron2.engine import DefaultPredictor

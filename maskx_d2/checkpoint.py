@@ -98,8 +98,7 @@ class MaskXCheckpointer(DetectionCheckpointer):
         tmp = f"{path}{_TMP_PREFIX}{os.getpid()}"
         with open(tmp, "w") as f:
             f.write(last_filename_basename)
-            f.flush()
-            os.fsync(f.fileno())
+        _fsync(tmp)
         os.replace(tmp, path)
 
 
