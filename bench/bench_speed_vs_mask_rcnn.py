@@ -14,8 +14,12 @@ TEST.DETECTIONS_PER_IMAGE detections per image. Prints ms per training iteration
 ms per image at inference, and the ratios to plain Mask R-CNN.
 
     python bench/bench_speed_vs_mask_rcnn.py                       # CPU, small R-18 config
-    python bench/bench_speed_vs_mask_rcnn.py --device cuda --size 800 1333 --batch 8 --amp \
+    python bench/bench_speed_vs_mask_rcnn.py --device cuda --size 800 1333 --batch max --amp \
         --config configs/Base-MaskX-RCNN-FPN.yaml                 # R-50-FPN, paper input size
+
+``--batch max`` (GPU) doubles the batch from 2 until some variant runs out of memory and measures
+at the largest batch all variants fit. On a GPU the script also estimates the paper's 90k-iteration
+schedule on 1 and 8 GPUs from the measured times (see schedule_estimate.py for the assumptions).
 """
 
 import argparse
@@ -24,6 +28,7 @@ import resource
 import time
 
 import numpy as np
+from schedule_estimate import estimate_schedule
 
 VARIANTS = ("mask_rcnn", "transfer", "transfer+mlp")
 
@@ -54,12 +59,12 @@ def _batch(num_images, size, num_classes, device, box_only_fraction, gen):
     return batch
 
 
-def _measure(variant, args, queue):
+def _measure(variant, args, batch_size, queue):
+    """Runs in a fresh process; puts (train ms/it, peak MB, infer ms/img), or None on OOM."""
     import torch
     from detectron2.config import get_cfg
     from detectron2.modeling import build_model
     from detectron2.solver import build_optimizer
-    from detectron2.utils.events import EventStorage
 
     from maskx_d2 import add_maskx_config
 
@@ -82,7 +87,7 @@ def _measure(variant, args, queue):
     optimizer = build_optimizer(cfg, model)
     gen = torch.Generator().manual_seed(0)
     batch = _batch(
-        args.batch,
+        batch_size,
         args.size,
         cfg.MODEL.ROI_HEADS.NUM_CLASSES,
         args.device,
@@ -90,17 +95,30 @@ def _measure(variant, args, queue):
         gen,
     )
     cuda = args.device.startswith("cuda")
+    try:
+        queue.put(_time_variant(model, optimizer, batch, args, cuda, rss0))
+    except torch.cuda.OutOfMemoryError:
+        queue.put(None)
+
+
+def _time_variant(model, optimizer, batch, args, cuda, rss0):
+    import torch
+    from detectron2.utils.events import EventStorage
 
     def sync():
         if cuda:
             torch.cuda.synchronize()
 
+    # As detectron2's AMPTrainer: a GradScaler around fp16 autocast, so its cost is counted.
+    scaler = torch.amp.GradScaler("cuda", enabled=args.amp and cuda)
+
     def train_step():
         with torch.autocast("cuda", enabled=args.amp and cuda):
             losses = model(batch)
         optimizer.zero_grad()
-        sum(losses.values()).backward()
-        optimizer.step()
+        scaler.scale(sum(losses.values())).backward()
+        scaler.step(optimizer)
+        scaler.update()
 
     with EventStorage():
         for _ in range(args.warmup):
@@ -129,7 +147,33 @@ def _measure(variant, args, queue):
             model(inputs)
         sync()
     infer_ms = (time.perf_counter() - start) / args.iters * 1000
-    queue.put((train_ms, peak, infer_ms))
+    return train_ms, peak, infer_ms
+
+
+def _run_variant(ctx, variant, args, batch_size):
+    """(train ms/it, peak MB, infer ms/img) of one fresh process, or None if it ran out of memory."""
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_measure, args=(variant, args, batch_size, queue))
+    proc.start()
+    result = queue.get()  # before join: a full pipe would block the child's exit
+    proc.join()
+    if proc.exitcode != 0:
+        raise SystemExit(f"{variant} at batch {batch_size} failed (exit code {proc.exitcode})")
+    return result
+
+
+def _largest_batch(ctx, args):
+    """Doubles the batch from 2 while every variant still fits; the last that did."""
+    fits, batch_size = None, 2
+    while all(_run_variant(ctx, v, args, batch_size) is not None for v in VARIANTS):
+        fits, batch_size = batch_size, batch_size * 2
+    if fits is None:
+        raise SystemExit("even a batch of 2 images runs out of memory")
+    return fits
+
+
+def _batch_size(text):
+    return text if text == "max" else int(text)
 
 
 def main():
@@ -137,7 +181,9 @@ def main():
     parser.add_argument("--config", default="configs/Synthetic/Base-Synthetic-R-18-FPN.yaml")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--size", type=int, nargs=2, default=[128, 128], metavar=("H", "W"))
-    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument(
+        "--batch", type=_batch_size, default=8, help="images per iteration, or 'max' (GPU)"
+    )
     parser.add_argument("--iters", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=3, help="interleaved repetitions")
@@ -148,22 +194,34 @@ def main():
         default=0.0,
         help="fraction of box-only instances for the Mask^X variants",
     )
+    parser.add_argument(
+        "--schedule-gpus",
+        type=int,
+        nargs="*",
+        default=None,
+        help="estimate the paper's 90k x 16-image schedule on these GPU counts "
+        "(default on a GPU: 1 8; none on a CPU)",
+    )
+    parser.add_argument("--scaling-efficiency", type=float, default=0.9)
     args = parser.parse_args()
+    cuda = args.device.startswith("cuda")
+    if args.batch == "max" and not cuda:
+        parser.error("--batch max searches for the largest batch that fits a GPU's memory")
     ctx = mp.get_context("spawn")
+    batch_size = _largest_batch(ctx, args) if args.batch == "max" else args.batch
     # Rounds interleave the variants and the median is reported, so drift of a shared machine
     # over the run does not favour whichever variant ran at a quiet moment.
     runs = {v: [] for v in VARIANTS}
     for _ in range(args.rounds):
         for variant in VARIANTS:
-            queue = ctx.Queue()
-            proc = ctx.Process(target=_measure, args=(variant, args, queue))
-            proc.start()
-            proc.join()
-            runs[variant].append(queue.get() if proc.exitcode == 0 else (float("nan"),) * 3)
+            result = _run_variant(ctx, variant, args, batch_size)
+            if result is None:
+                raise SystemExit(f"{variant} ran out of memory at batch {batch_size}")
+            runs[variant].append(result)
     results = {v: tuple(float(np.median(col)) for col in zip(*r)) for v, r in runs.items()}
     print(
-        f"config={args.config} device={args.device} batch={args.batch} size={args.size} "
-        f"amp={args.amp} iters={args.iters} rounds={args.rounds} (medians)"
+        f"config={args.config} device={_device_name(args.device)} batch={batch_size} "
+        f"size={args.size} amp={args.amp} iters={args.iters} rounds={args.rounds} (medians)"
     )
     print(
         f"{'variant':>14} {'train ms/it':>12} {'peak MB':>9} {'infer ms/img':>13} "
@@ -175,6 +233,21 @@ def main():
             f"{variant:>14} {t:>12.1f} {m:>9.1f} {i:>13.1f} {t / base[0]:>8.3f} "
             f"{m / base[1]:>7.3f} {i / base[2]:>8.3f}"
         )
+    schedule_gpus = args.schedule_gpus if args.schedule_gpus is not None else [1, 8] * cuda
+    for num_gpus in schedule_gpus:
+        for variant, (t, _, _) in results.items():
+            estimate = estimate_schedule(
+                t, batch_size, num_gpus=num_gpus, scaling_efficiency=args.scaling_efficiency
+            )
+            print(f"schedule {variant:>14}: {estimate.hours:6.1f} h ({estimate.assumptions})")
+
+
+def _device_name(device):
+    import torch
+
+    if device.startswith("cuda"):
+        return f"{device} ({torch.cuda.get_device_name(device)}, torch {torch.__version__})"
+    return f"{device} (torch {torch.__version__})"
 
 
 if __name__ == "__main__":

@@ -1,0 +1,70 @@
+"""The speed benchmark against Mask R-CNN and its schedule estimate.
+
+Nothing here asserts a timing (timings belong in docs/benchmarks.md): the estimate's arithmetic
+is checked on round numbers, and the benchmark script is run end to end on a tiny CPU setting so
+it cannot rot between the sessions that have a GPU to run it on.
+"""
+
+import subprocess
+import sys
+
+import pytest
+from schedule_estimate import estimate_schedule
+
+
+def test_eight_gpus_share_the_papers_images():
+    # 90k it × 16 img / 8 GPUs = 180k images per GPU at 250 ms each = 12.5 h, / 0.9 efficiency.
+    estimate = estimate_schedule(500.0, 2, num_gpus=8, scaling_efficiency=0.9)
+    assert estimate.hours == pytest.approx(12.5 / 0.9)
+    assert "250.0 ms/img measured at batch 2" in estimate.assumptions
+    assert "scaling efficiency 0.90" in estimate.assumptions
+
+
+def test_one_gpu_has_no_scaling_loss():
+    # 1.44M images at 125 ms each = 50 h; the efficiency only applies across GPUs.
+    estimate = estimate_schedule(1000.0, 8, num_gpus=1, scaling_efficiency=0.5)
+    assert estimate.hours == pytest.approx(50.0)
+    assert "efficiency" not in estimate.assumptions.split(";")[0]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(ms_per_iter=0.0, measured_images_per_iter=2, num_gpus=1),
+        dict(ms_per_iter=10.0, measured_images_per_iter=0, num_gpus=1),
+        dict(ms_per_iter=10.0, measured_images_per_iter=2, num_gpus=0),
+        dict(ms_per_iter=10.0, measured_images_per_iter=2, num_gpus=8, scaling_efficiency=1.5),
+    ],
+)
+def test_nonsense_inputs_are_refused(kwargs):
+    with pytest.raises(ValueError):
+        estimate_schedule(**kwargs)
+
+
+def test_benchmark_runs_end_to_end_and_prints_ratios():
+    command = [
+        sys.executable,
+        "bench/bench_speed_vs_mask_rcnn.py",
+        "--size", "64", "64",
+        "--batch", "2",
+        "--iters", "1",
+        "--warmup", "0",
+        "--rounds", "1",
+        "--schedule-gpus", "8",
+    ]  # fmt: skip
+    out = subprocess.run(command, capture_output=True, text=True, timeout=300, check=True).stdout
+    lines = out.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.split()[:1] == ["variant"])
+    rows = {line.split()[0]: line.split() for line in lines[header + 1 : header + 4]}
+    assert set(rows) == {"mask_rcnn", "transfer", "transfer+mlp"}, out
+    assert rows["mask_rcnn"][-3:] == ["1.000", "1.000", "1.000"], out  # the baseline's own ratios
+    for variant in ("transfer", "transfer+mlp"):
+        assert all(float(x) > 0 for x in rows[variant][1:]), out
+    assert sum(line.startswith("schedule") for line in lines) == 3, out
+
+
+def test_largest_batch_search_is_refused_on_cpu():
+    command = [sys.executable, "bench/bench_speed_vs_mask_rcnn.py", "--batch", "max"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "--batch max" in result.stderr
