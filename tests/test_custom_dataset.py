@@ -1,5 +1,7 @@
 """Registering your own COCO-format json as a partially supervised dataset."""
 
+import os
+
 import pytest
 from coco_fixtures import coco_categories, make_coco_dataset, write_coco_dataset
 
@@ -104,3 +106,34 @@ def test_clean_json_loads_like_detectron2(tmp_path, register):
             assert ann.pop("id") > 0  # we keep the json's id for error messages
     assert ours == theirs
     assert any(a["iscrowd"] for r in ours for a in r["annotations"])  # crowd kept, as in d2
+
+
+def test_prepare_runs_before_the_json_is_read(tmp_path, register):
+    dataset = make_coco_dataset(coco_categories(CATEGORY_IDS), num_images=2)
+    json_file, image_root = str(tmp_path / "later.json"), str(tmp_path / "images")
+    calls = []
+
+    def prepare():
+        calls.append(os.path.exists(json_file))
+        write_coco_dataset(dataset, json_file, image_root)
+
+    name = register("my_prepared", json_file, image_root, ["car"], prepare=prepare)
+    assert calls == [] and not os.path.exists(json_file)  # registration is lazy
+    dicts = DatasetCatalog.get(name)
+    assert calls == [False] and len(dicts) == 2  # the json prepare wrote was read
+    assert MetadataCatalog.get(name).mask_category_ids == [3]
+    DatasetCatalog.get(name)
+    assert calls == [False, True]  # on every get, as DatasetCatalog calls the loader each time
+
+
+def test_error_in_prepare_propagates(tmp_path, register):
+    error = ConnectionError("download failed")
+
+    def prepare():
+        raise error
+
+    json_file = str(tmp_path / "never.json")
+    name = register("my_failed_prepare", json_file, str(tmp_path), None, prepare=prepare)
+    with pytest.raises(ConnectionError) as e:
+        DatasetCatalog.get(name)
+    assert e.value is error

@@ -136,16 +136,23 @@ def test_colour_does_not_give_the_mask():
     assert np.median(ious) < 0.7
 
 
-def test_registration_loads_through_dataset_catalog(tmp_path):
-    root = str(tmp_path)
-    register_synthetic_shapes(
-        root,
-        {
-            "test_shapes_train": ("train", 6, 0, True, True),
-            "test_shapes_train_full": ("train", 6, 0, False, True),
-            "test_shapes_val": ("val", 4, 1, True, False),
-        },
-    )
+@pytest.fixture
+def registered_shapes(tmp_path):
+    """Small synthetic splits registered under tmp_path; unregistered after the test."""
+    splits = {
+        "test_shapes_train": ("train", 6, 0, True, True),
+        "test_shapes_train_full": ("train", 6, 0, False, True),
+        "test_shapes_val": ("val", 4, 1, True, False),
+    }
+    register_synthetic_shapes(str(tmp_path), splits)
+    yield str(tmp_path)
+    for name in splits:
+        DatasetCatalog.remove(name)
+        MetadataCatalog.remove(name)
+
+
+def test_registration_loads_through_dataset_catalog(registered_shapes):
+    root = registered_shapes
     assert not os.path.exists(os.path.join(root, "synthetic_shapes"))  # lazy
     a_ids = sorted(SYNTHETIC_CLASSES.index(n) + 1 for n in SYNTHETIC_MASK_CLASSES)
     a_contiguous = {i - 1 for i in a_ids}
@@ -165,6 +172,14 @@ def test_registration_loads_through_dataset_catalog(tmp_path):
         assert meta.mask_category_ids == a_ids and meta.evaluator_type == "coco_partial"
         assert meta.thing_classes == SYNTHETIC_CLASSES
     assert MetadataCatalog.get("test_shapes_train_full").get("mask_category_ids") is None
+
+
+def test_later_loads_reuse_the_generated_split(registered_shapes):
+    json_file = MetadataCatalog.get("test_shapes_val").json_file
+    first = DatasetCatalog.get("test_shapes_val")
+    stamp = os.stat(json_file).st_mtime_ns
+    assert DatasetCatalog.get("test_shapes_val") == first
+    assert os.stat(json_file).st_mtime_ns == stamp  # checked against the manifest, not rewritten
 
 
 def test_default_datasets_are_registered():

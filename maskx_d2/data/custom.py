@@ -16,7 +16,7 @@ import contextlib
 import io
 import json
 import os
-from typing import Iterable, List, Optional, Sequence, Union
+from typing import Callable, Iterable, List, Optional, Sequence, Union
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.structures import BoxMode
@@ -153,8 +153,10 @@ def load_partially_supervised_coco_json(
 
 
 def _load_partially_supervised(
-    name, json_file, image_root, mask_classes, strip_masks, check_image_sizes
+    name, json_file, image_root, mask_classes, strip_masks, check_image_sizes, prepare
 ):
+    if prepare is not None:
+        prepare()
     dicts = load_partially_supervised_coco_json(
         json_file, image_root, name, check_image_sizes=check_image_sizes
     )
@@ -181,6 +183,7 @@ def register_partially_supervised_coco_json(
     *,
     strip_masks: bool = True,
     check_image_sizes: Optional[bool] = None,
+    prepare: Optional[Callable[[], object]] = None,
     **metadata,
 ) -> None:
     """Register a COCO-format json whose masks are used only for some classes.
@@ -194,12 +197,16 @@ def register_partially_supervised_coco_json(
         strip_masks: False for evaluation sets (full ground truth; A/B still reported).
         check_image_sizes: compare every image file's size with the json at load time; None:
             only for datasets under 20k images (see :mod:`maskx_d2.data.validation`).
+        prepare: called with no arguments on every ``DatasetCatalog.get(name)``, before the json
+            is read, e.g. to generate or download the files (which need not exist at
+            registration); its return value is ignored and anything it raises propagates
+            unchanged. It runs on every load, so it should return quickly once the files exist.
         metadata: extra metadata (e.g. ``split_name``).
     """
     DatasetCatalog.register(
         name,
         lambda: _load_partially_supervised(
-            name, json_file, image_root, mask_classes, strip_masks, check_image_sizes
+            name, json_file, image_root, mask_classes, strip_masks, check_image_sizes, prepare
         ),
     )
     if mask_classes is not None and all(not isinstance(c, str) for c in mask_classes):

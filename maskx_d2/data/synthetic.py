@@ -17,6 +17,7 @@ Registered datasets (lazy; nothing is generated at import):
   - ``synthetic_shapes_val``: 200 other images, full ground truth (A named in metadata).
 """
 
+import functools
 import hashlib
 import json
 import os
@@ -26,7 +27,6 @@ from typing import Dict, List, Optional
 
 import cv2
 import numpy as np
-from detectron2.data import DatasetCatalog
 from iopath.common.file_io import file_lock
 
 from .custom import register_partially_supervised_coco_json
@@ -236,21 +236,11 @@ def register_synthetic_shapes(
             # Known before any file exists, so tools (demo.py) need not generate the data.
             thing_classes=list(SYNTHETIC_CLASSES),
             thing_dataset_id_to_contiguous_id={i + 1: i for i in range(len(SYNTHETIC_CLASSES))},
+            # Runs on every load; once the split exists it only compares the manifest's hash.
+            prepare=functools.partial(
+                generate_synthetic_shapes, root, split, num_images, seed, **generate_kwargs
+            ),
         )
-        _generate_before_loading(name, root, split, num_images, seed, generate_kwargs)
-
-
-def _generate_before_loading(name, root, split, num_images, seed, generate_kwargs) -> None:
-    # The generic loader reads a json that may not exist yet: wrap it so that the first
-    # DatasetCatalog.get generates (or validates the cache of) the split.
-    load_json = DatasetCatalog[name]
-    DatasetCatalog.remove(name)
-
-    def load() -> List[dict]:
-        generate_synthetic_shapes(root, split, num_images, seed, **generate_kwargs)
-        return load_json()
-
-    DatasetCatalog.register(name, load)
 
 
 register_synthetic_shapes(os.getenv("DETECTRON2_DATASETS", "datasets"))
