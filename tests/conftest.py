@@ -1,0 +1,55 @@
+"""Fixtures shared by the hostile-data fuzz tests (tests/test_fuzz_*.py), created once per run.
+
+Named ``fuzz_*`` because a conftest fixture is visible to every test: the image pool holds
+unreadable files on purpose.
+"""
+
+import numpy as np
+import pytest
+from fuzz_fixtures import GOOD_IMAGES, SEED
+from PIL import Image
+
+import maskx_d2  # noqa: F401  (makes detectron2 importable)
+
+# isort: split
+from detectron2.config import get_cfg
+
+from maskx_d2 import add_maskx_config
+from maskx_d2.data.mapper import PartiallySupervisedDatasetMapper
+
+
+@pytest.fixture(scope="session")
+def fuzz_image_root(tmp_path_factory):
+    """GOOD_IMAGES (seeded random pixels) and BAD_IMAGES: corrupt, empty, truncated, text, a
+    folder; "missing.jpg" is not written."""
+    root = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(SEED)
+    for name, (w, h) in GOOD_IMAGES.items():
+        Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(root / name)
+    (root / "corrupt.jpg").write_bytes(rng.integers(0, 255, 500, dtype=np.uint8).tobytes())
+    (root / "empty.jpg").write_bytes(b"")
+    full = (root / "a.jpg").read_bytes()
+    (root / "truncated.jpg").write_bytes(full[: len(full) // 2])  # header intact, data cut
+    (root / "text.png").write_text("not an image")
+    (root / "dir.jpg").mkdir()
+    return str(root)
+
+
+def _mapper_config(mask_format):
+    cfg = get_cfg()
+    add_maskx_config(cfg)
+    cfg.MODEL.MASK_ON = True
+    cfg.INPUT.MIN_SIZE_TRAIN = (64,)
+    cfg.INPUT.MAX_SIZE_TRAIN = 128
+    cfg.INPUT.MASK_FORMAT = mask_format
+    return cfg
+
+
+@pytest.fixture(scope="session")
+def fuzz_mappers():
+    """Training mappers for both mask formats; polygons are rasterized only by the loss,
+    bitmasks in the mapper. (Cropping polygons needs shapely, which is not installed.)"""
+    return [
+        PartiallySupervisedDatasetMapper(_mapper_config("polygon"), is_train=True),
+        PartiallySupervisedDatasetMapper(_mapper_config("bitmask"), is_train=True),
+    ]
