@@ -6,18 +6,23 @@ This equals pycocotools' ``COCOeval`` run with ``params.catIds`` set to the grou
 
 A group with no ground-truth instance in the evaluation set gets NaN for every metric (COCO
 defines no precision for a category without ground truth), the same convention detectron2 uses
-for metrics it cannot compute.
+for metrics it cannot compute. Ground truth with box-only instances is evaluated as
+box_only_ground_truth.py says: no mask AP when no instance has a mask, box-only instances as
+ignore regions for mask AP when some have one.
 """
 
+import contextlib
+import itertools
 import logging
-from typing import Dict, List, Mapping, Optional, Sequence
+from typing import Dict, List, Optional
 
-import numpy as np
 from detectron2.data import MetadataCatalog
 from detectron2.evaluation import COCOEvaluator
-from tabulate import tabulate
 
 from maskx_d2.compat import CompiledOpsUnavailable, compiled_ops_available
+
+from .box_only_ground_truth import box_only_annotation_ids, masks_with_box_only_ignored
+from .category_summary import METRICS, format_ab_table, summarize_categories
 
 __all__ = [
     "PartiallySupervisedCOCOEvaluator",
@@ -28,8 +33,6 @@ __all__ = [
 
 logger = logging.getLogger("maskx_d2.evaluation")
 
-# The metrics of one task, in the order of pycocotools' ``COCOeval.stats[:6]``.
-METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
 GROUPS = ("A", "B")
 
 
@@ -57,64 +60,6 @@ def _log_implementation(use_fast_impl: bool) -> None:
         logger.info("COCO AP is computed with the official pycocotools COCOeval (pure Python).")
 
 
-def summarize_categories(coco_eval, cat_ids: Sequence[int]) -> Dict[str, float]:
-    """The six COCO AP numbers (in percent) averaged over the categories ``cat_ids`` only.
-
-    ``coco_eval`` must be accumulated over a superset of ``cat_ids`` with ``useCats=1``. COCO
-    matches detections to ground truth within each category (and caps detections per image per
-    category), so a category's precision does not depend on which other categories are
-    evaluated: slicing them out of ``eval["precision"]`` and averaging exactly as
-    ``COCOeval.summarize`` does gives the numbers of a run restricted to ``cat_ids``, without
-    evaluating again. Works for both pycocotools' ``COCOeval`` and detectron2's ``COCOeval_opt``.
-
-    Returns NaN for a metric with no defined precision (no ground truth in the group).
-    """
-    p = coco_eval.params
-    precision = coco_eval.eval["precision"]  # (T iou thresholds, R recalls, K, A areas, M)
-    k = [p.catIds.index(c) for c in cat_ids]
-    # summarize() reports AP at the largest detection limit, maxDets[2] (100 by default).
-    m = [i for i, d in enumerate(p.maxDets) if d == p.maxDets[2]]
-    queries = {
-        "AP": (None, "all"),
-        "AP50": (0.5, "all"),
-        "AP75": (0.75, "all"),
-        "APs": (None, "small"),
-        "APm": (None, "medium"),
-        "APl": (None, "large"),
-    }
-    results = {}
-    for metric in METRICS:
-        iou_thr, area = queries[metric]
-        s = precision
-        if iou_thr is not None:
-            s = s[np.where(iou_thr == p.iouThrs)[0]]
-        a = [i for i, lbl in enumerate(p.areaRngLbl) if lbl == area]
-        s = s[:, :, k][:, :, :, a][..., m]
-        s = s[s > -1]
-        results[metric] = float(np.mean(s) * 100) if s.size else float("nan")
-    return results
-
-
-def format_ab_table(results: Mapping[str, Mapping[str, float]]) -> str:
-    """One table, rows (bbox, segm) x (all, A, B), columns AP AP50 AP75 APs APm APl.
-
-    ``results`` is what :class:`PartiallySupervisedCOCOEvaluator` returns (the keys ``bbox``,
-    ``segm``, ``bbox_A``, ...); missing tasks or groups are left out.
-    """
-    rows = []
-    for task in ("bbox", "segm"):
-        for group, key in (("all", task), ("A", f"{task}_A"), ("B", f"{task}_B")):
-            if key in results:
-                rows.append([task, group] + [results[key].get(m, float("nan")) for m in METRICS])
-    return tabulate(
-        rows,
-        headers=["task", "classes", *METRICS],
-        tablefmt="pipe",
-        floatfmt=".3f",
-        numalign="left",
-    )
-
-
 class PartiallySupervisedCOCOEvaluator(COCOEvaluator):
     """detectron2's COCO evaluator that also reports AP on set A and on set B.
 
@@ -122,8 +67,9 @@ class PartiallySupervisedCOCOEvaluator(COCOEvaluator):
     per-category AP, and ``bbox_A``, ``segm_A``, ``bbox_B``, ``segm_B`` with the six metrics
     only. A is the dataset metadata's ``mask_category_ids``; B is every other category of the
     ground-truth json. Without ``mask_category_ids`` only the overall tasks are reported; for a
-    model without masks only the box tasks. After :meth:`evaluate`, :attr:`summary_table` holds
-    the table that was logged (empty if nothing was evaluated, e.g. on non-main ranks).
+    model without masks, or ground truth without masks, only the box tasks. After
+    :meth:`evaluate`, :attr:`summary_table` holds the table that was logged (empty if nothing
+    was evaluated, e.g. on non-main ranks).
     """
 
     def __init__(
@@ -151,6 +97,74 @@ class PartiallySupervisedCOCOEvaluator(COCOEvaluator):
         self._groups = self._category_groups(dataset_name)
         self._group_results: Dict[str, Dict[str, float]] = {}
         self.summary_table = ""
+        # None: the json's annotations serve every task. Otherwise the ground truth for mask AP.
+        self._segm_coco_api = None
+        self._no_mask_ground_truth = False
+        if self._do_evaluation:
+            self._check_mask_ground_truth(dataset_name, tasks)
+
+    def _check_mask_ground_truth(self, dataset_name: str, tasks) -> None:
+        num_box_only = len(box_only_annotation_ids(self._coco_api))
+        num_total = len(self._coco_api.getAnnIds())
+        if num_box_only == 0:
+            return
+        source = self._metadata.get("json_file", dataset_name)
+        if num_box_only == num_total:
+            if tasks is not None and "segm" in tasks:
+                raise ValueError(
+                    f"Dataset '{dataset_name}' ({source}) has no ground-truth masks, so mask "
+                    "AP ('segm' in tasks) cannot be computed; evaluate tasks=('bbox',)."
+                )
+            self._no_mask_ground_truth = True
+            logger.warning(
+                f"No ground-truth instance of '{dataset_name}' ({source}) has a mask: only box "
+                "AP will be computed."
+            )
+            return
+        self._segm_coco_api = masks_with_box_only_ignored(self._coco_api)
+        logger.warning(
+            f"{num_box_only} of {num_total} ground-truth instances of '{dataset_name}' "
+            f"({source}) have no mask: mask AP ignores detections inside their boxes and does "
+            "not count them as misses; box AP uses every instance."
+        )
+
+    def _tasks_from_predictions(self, predictions):
+        tasks = super()._tasks_from_predictions(predictions)
+        return {t for t in tasks if t != "segm"} if self._no_mask_ground_truth else tasks
+
+    @contextlib.contextmanager
+    def _overridden(self, **attributes):
+        """Temporarily replace attributes the parent's _eval_predictions reads."""
+        saved = {name: getattr(self, name) for name in attributes}
+        try:
+            for name, value in attributes.items():
+                setattr(self, name, value)
+            yield
+        finally:
+            for name, value in saved.items():
+                setattr(self, name, value)
+
+    def _eval_with_separate_mask_ground_truth(self, predictions, img_ids):
+        """Box tasks against the json's annotations, then segm against ``_segm_coco_api``.
+
+        Two passes of the parent's evaluation instead of a copy of it. The parent maps each
+        result's category id to the dataset's in place, so the segm pass gets its own copies.
+        """
+        results = list(itertools.chain(*[p["instances"] for p in predictions]))
+        tasks = set(self._tasks or self._tasks_from_predictions(results))
+        segm_predictions = [
+            dict(p, instances=[dict(r) for r in p["instances"]]) for p in predictions
+        ]
+        output_dir = self._output_dir
+        if tasks - {"segm"}:
+            with self._overridden(_tasks=tasks - {"segm"}):
+                super()._eval_predictions(predictions, img_ids=img_ids)
+            output_dir = None  # the results file is written once
+        if "segm" in tasks:
+            with self._overridden(
+                _tasks={"segm"}, _coco_api=self._segm_coco_api, _output_dir=output_dir
+            ):
+                super()._eval_predictions(segm_predictions, img_ids=img_ids)
 
     def reset(self):
         super().reset()
@@ -183,7 +197,10 @@ class PartiallySupervisedCOCOEvaluator(COCOEvaluator):
         # The parent evaluates each task once over all categories; _derive_coco_results below
         # slices A and B out of that evaluation into self._group_results.
         self._group_results = {}
-        super()._eval_predictions(predictions, img_ids=img_ids)
+        if self._segm_coco_api is None or not self._do_evaluation:
+            super()._eval_predictions(predictions, img_ids=img_ids)
+        else:
+            self._eval_with_separate_mask_ground_truth(predictions, img_ids)
         for task in ("bbox", "segm"):
             for group in GROUPS:
                 key = f"{task}_{group}"
