@@ -159,6 +159,20 @@ def test_paper_mlp_branch_size():
     assert sum(p.numel() for p in branch.parameters()) == 256 * 28 * 28 * 784 + 784
 
 
+def test_mlp_branch_init_is_the_official_one():
+    # Hidden FCs: MSRA (std sqrt(2 / fan_out)), zero bias; the last FC: std 0.001, zero bias.
+    torch.manual_seed(0)
+    branch = MaskMLPBranch(8, 8, num_fc=3, fc_dim=512)
+    hidden = [m for m in branch.layers if isinstance(m, torch.nn.Linear)]
+    last = hidden.pop()
+    assert len(hidden) == 2
+    for fc in hidden:
+        assert fc.weight.std().item() == pytest.approx((2 / 512) ** 0.5, rel=0.05)
+        assert not fc.bias.any()
+    assert last.weight.std().item() == pytest.approx(0.001, rel=0.05)
+    assert not last.bias.any()
+
+
 def test_class_agnostic_box_regression_is_refused():
     head = _transfer_head("cls+box")
     with pytest.raises(ValueError, match="CLS_AGNOSTIC_BBOX_REG"):

@@ -15,9 +15,9 @@ class MaskMLPBranch(nn.Module):
     """FC layers on the flattened mask feature map: (R, C, M, M) -> (R, M, M).
 
     ``num_fc == 1`` is the paper's single FC from C*M*M to M*M (about 157M parameters at
-    C = 256, M = 28); larger values insert ``num_fc - 1`` hidden FC + ReLU layers of ``fc_dim``.
-    The last FC starts near zero (std 0.001, as in the official code) so the branch begins as a
-    no-op on top of the FCN logits.
+    C = 256, M = 28); larger values insert ``num_fc - 1`` hidden FC + ReLU layers of ``fc_dim``
+    (MSRA init, zero bias). The last FC starts near zero (std 0.001), so the branch begins as a
+    no-op on top of the FCN logits. Both inits are the official code's.
     """
 
     def __init__(self, in_channels: int, resolution: int, *, num_fc: int = 1, fc_dim: int = 1024):
@@ -29,7 +29,7 @@ class MaskMLPBranch(nn.Module):
         layers = [nn.Flatten(start_dim=1)]
         for d_in, d_out in zip(dims[:-1], dims[1:]):
             fc = nn.Linear(d_in, d_out)
-            weight_init.c2_xavier_fill(fc)
+            weight_init.c2_msra_fill(fc)
             layers += [fc, nn.ReLU()]
         last = nn.Linear(dims[-1], resolution * resolution)
         nn.init.normal_(last.weight, std=0.001)
