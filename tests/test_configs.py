@@ -10,6 +10,12 @@ from detectron2.config import get_cfg
 from detectron2.modeling import build_model
 
 from maskx_d2 import add_maskx_config
+from maskx_d2.data.splits import (
+    COCO_CATEGORY_IDS,
+    RANDOM_SPLIT_SIZES,
+    RANDOM_SPLIT_TRIALS,
+    random_splits,
+)
 
 CONFIG_DIR = os.path.join(os.path.dirname(__file__), "..", "configs")
 ALL_CONFIGS = sorted(glob.glob(os.path.join(CONFIG_DIR, "**", "*.yaml"), recursive=True))
@@ -32,7 +38,13 @@ def test_there_are_configs_for_every_table_row():
     for split in ("voc2nonvoc", "nonvoc2voc"):
         assert sum(n.startswith(f"COCO-{split}/table1_") for n in names) == 15
         assert sum(n.startswith(f"COCO-{split}/table2_") for n in names) == 6
-    assert sum(n.startswith("COCO-randsplits/maskx_") for n in names) == 25
+    randsplit_leaves = sorted(n for n in names if n.startswith("COCO-randsplits/"))
+    assert randsplit_leaves == sorted(
+        f"COCO-randsplits/{method}_R_50_FPN_sw_1x_randsplit_E{trial}_A{n_a}.yaml"
+        for method in ("transfer", "class_agnostic")
+        for trial in RANDOM_SPLIT_TRIALS
+        for n_a in RANDOM_SPLIT_SIZES
+    )  # 25 splits x (Mask^X, class-agnostic baseline), nothing stale
 
 
 @pytest.mark.parametrize("path", ALL_CONFIGS, ids=_name)
@@ -69,8 +81,74 @@ def test_paper_schedules():
     assert r101.DATASETS.TRAIN == ("coco_2017_train_nonvoc2voc",)
 
 
-# Random-split leaves differ from their base only in dataset names.
-BUILT = [c for c in LEAVES if "COCO-randsplits" not in c]
+# detectron2's model zoo (detectron2/model_zoo/model_zoo.py): the paper's stage 1 is a 1x
+# Faster R-CNN; detectron2 has none for R-101-FPN, so that one stays 3x.
+FASTER_RCNN_R50_1X = (
+    "detectron2://COCO-Detection/faster_rcnn_R_50_FPN_1x/137257794/model_final_b275ba.pkl"
+)
+FASTER_RCNN_R101_3X = (
+    "detectron2://COCO-Detection/faster_rcnn_R_101_FPN_3x/137851257/model_final_f6e8b1.pkl"
+)
+
+
+def test_stagewise_starts_from_the_model_zoo_faster_rcnn():
+    from detectron2.model_zoo.model_zoo import _ModelZooUrls
+
+    zoo = _ModelZooUrls.CONFIG_PATH_TO_URL_SUFFIX
+    for url in (FASTER_RCNN_R50_1X, FASTER_RCNN_R101_3X):
+        # "detectron2://" + config path + "/" + suffix, as _ModelZooUrls.query builds it.
+        group, config, suffix = url[len("detectron2://") :].split("/", 2)
+        assert zoo[f"{group}/{config}"] == suffix
+    assert "COCO-Detection/faster_rcnn_R_101_FPN_1x" not in zoo
+    for split in ("voc2nonvoc", "nonvoc2voc", "randsplits"):
+        d = os.path.join(CONFIG_DIR, f"COCO-{split}")
+        assert _load(os.path.join(d, "Base-R_50_FPN-sw.yaml")).MODEL.WEIGHTS == FASTER_RCNN_R50_1X
+    for split in ("voc2nonvoc", "nonvoc2voc"):
+        r101 = _load(os.path.join(CONFIG_DIR, f"COCO-{split}", "Base-R_101_FPN-sw.yaml"))
+        assert r101.MODEL.WEIGHTS == FASTER_RCNN_R101_3X and r101.MODEL.RESNETS.DEPTH == 101
+    # Every stage-wise leaf of Table 1 and Figure 3 starts from the R-50 1x detector.
+    for path in (c for c in LEAVES if _name(c).startswith("COCO-")):
+        cfg = _load(path)
+        if cfg.MODEL.MASKX.FREEZE_DETECTOR:
+            assert cfg.MODEL.RESNETS.DEPTH == 50, _name(path)
+            assert cfg.MODEL.WEIGHTS == FASTER_RCNN_R50_1X, _name(path)
+
+
+RANDSPLIT_LEAVES = [c for c in LEAVES if "COCO-randsplits" in c]
+
+
+@pytest.mark.parametrize("path", RANDSPLIT_LEAVES, ids=_name)
+def test_random_split_configs_are_figure3(path):
+    """Figure 3: stage-wise, transfer cls+box 2-layer LeakyReLU without MLP vs class-agnostic."""
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+
+    cfg = _load(path)
+    method, split = os.path.basename(path)[: -len(".yaml")].split("_R_50_FPN_sw_1x_")
+    # Stage-wise exactly like Table 1's sw rows: frozen 1x detector, MaskXRCNN.
+    assert cfg.MODEL.MASKX.FREEZE_DETECTOR and cfg.MODEL.META_ARCHITECTURE == "MaskXRCNN"
+    assert cfg.MODEL.WEIGHTS == FASTER_RCNN_R50_1X and cfg.MODEL.RESNETS.DEPTH == 50
+    assert not cfg.MODEL.MASKX.MLP_BRANCH.ENABLED
+    assert cfg.MODEL.MASKX.MASK_PREDICTOR == method
+    if method == "transfer":
+        t = cfg.MODEL.MASKX.TRANSFER
+        assert (t.INPUT, t.NUM_LAYERS, t.ACTIVATION) == ("cls+box", 2, "leaky_relu")
+    # The paper's schedule (R-50, 1x), as Table 1.
+    assert (cfg.SOLVER.IMS_PER_BATCH, cfg.SOLVER.BASE_LR, cfg.SOLVER.MAX_ITER) == (16, 0.02, 90000)
+    # Datasets: registered, and A is maskx_d2's random split of that trial and size.
+    assert cfg.DATASETS.TRAIN == (f"coco_2017_train_{split}",)
+    assert cfg.DATASETS.TEST == (f"coco_2017_val_{split}",)
+    expected_a = sorted(COCO_CATEGORY_IDS[i] for i in random_splits()[split])
+    assert len(expected_a) == int(split.rsplit("_A", 1)[1])
+    for name in cfg.DATASETS.TRAIN + cfg.DATASETS.TEST:
+        assert name in DatasetCatalog.list()
+        meta = MetadataCatalog.get(name)
+        assert meta.split_name == split
+        assert list(meta.mask_category_ids) == expected_a
+
+
+# Random-split leaves differ from their base only in dataset names and the mask predictor:
+# build one split of each.
+BUILT = [c for c in LEAVES if "COCO-randsplits" not in c or c.endswith("_E1_A20.yaml")]
 
 
 @pytest.mark.parametrize("path", BUILT, ids=_name)
