@@ -18,10 +18,13 @@ import cv2
 import torch
 
 import maskx_d2  # first: detectron2 importable without compiled ops; registers the datasets
+
+# isort: split
 from detectron2.config import get_cfg
 from detectron2.data.detection_utils import read_image
 from detectron2.engine import DefaultPredictor
 from detectron2.utils.logger import setup_logger
+
 from maskx_d2.visualization import draw_partial_predictions, partial_supervision_classes
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")

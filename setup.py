@@ -1,4 +1,5 @@
 """maskx-d2: Mask^X R-CNN ("Learning to Segment Every Thing") as a Detectron2 extension."""
+
 from setuptools import find_packages, setup
 
 setup(

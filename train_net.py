@@ -17,7 +17,9 @@ import logging
 import os
 import weakref
 
-import maskx_d2  # noqa: F401,I001  (first: makes detectron2 importable without its compiled ops)
+import maskx_d2  # noqa: F401  (first: makes detectron2 importable without its compiled ops)
+
+# isort: split
 from detectron2.config import get_cfg
 from detectron2.engine import (
     DefaultTrainer,

@@ -151,7 +151,7 @@ def _time_variant(model, optimizer, batch, args, cuda, rss0):
 
 
 def _run_variant(ctx, variant, args, batch_size):
-    """(train ms/it, peak MB, infer ms/img) of one fresh process, or None if it ran out of memory."""
+    """(train ms/it, peak MB, infer ms/img) from a fresh process; None if out of memory."""
     queue = ctx.Queue()
     proc = ctx.Process(target=_measure, args=(variant, args, batch_size, queue))
     proc.start()

@@ -27,8 +27,8 @@ NUM_SYNSETS = 7_000
 def _synset_vocabulary(rng):
     """NUM_SYNSETS synsets, most frequent first; COCO's 80 at random ranks below 2000."""
     import maskx_d2  # noqa: F401
-    from maskx_d2.data.visual_genome import COCO_NAMES
     from maskx_d2.data.vg_vocab import COCO_TO_VG_MANUAL
+    from maskx_d2.data.visual_genome import COCO_NAMES
 
     coco = [COCO_TO_VG_MANUAL.get(n, n.replace(" ", "_") + ".n.01") for n in COCO_NAMES]
     vocab = [f"word_{i}.n.0{1 + i % 3}" for i in range(NUM_SYNSETS - len(coco))]

@@ -9,7 +9,7 @@ from .compat import CompiledOpsUnavailable, compiled_ops_available, ensure_detec
 
 ensure_detectron2_importable()
 
-from .config import add_maskx_config  # noqa: E402
 from . import data, evaluation, modeling  # noqa: E402,F401  (registration side effects)
+from .config import add_maskx_config  # noqa: E402
 
 __all__ = ["add_maskx_config", "compiled_ops_available", "CompiledOpsUnavailable"]

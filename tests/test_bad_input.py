@@ -19,7 +19,10 @@ from coco_fixtures import (
 from PIL import Image
 
 import maskx_d2  # noqa: F401  (makes detectron2 importable)
+
+# isort: split
 from detectron2.data import DatasetCatalog, MetadataCatalog
+
 from maskx_d2.data.custom import (
     load_partially_supervised_coco_json,
     register_partially_supervised_coco_json,

@@ -5,7 +5,9 @@ import subprocess
 import sys
 import textwrap
 
-import maskx_d2.checkpoint  # noqa: I001  (first: makes detectron2 importable)
+import maskx_d2.checkpoint  # noqa: F401  (first: makes detectron2 importable)
+
+# isort: split
 import pytest
 import torch
 from detectron2.checkpoint import DetectionCheckpointer

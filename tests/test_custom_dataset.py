@@ -6,8 +6,11 @@ import pytest
 from coco_fixtures import coco_categories, make_coco_dataset, write_coco_dataset
 
 import maskx_d2  # noqa: F401  (makes detectron2 importable)
+
+# isort: split
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.datasets import load_coco_json
+
 from maskx_d2.data import register_partially_supervised_coco_json
 
 # Non-contiguous ids, as in COCO: contiguous 0..3 = ids 3, 7, 8, 12 = car, train, truck, class12.

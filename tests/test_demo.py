@@ -8,8 +8,11 @@ import numpy as np
 import torch
 
 import maskx_d2  # noqa: F401  (first: makes detectron2 importable)
+
+# isort: split
 from detectron2.config import get_cfg
 from detectron2.structures import Boxes, Instances
+
 from maskx_d2.data.synthetic import SYNTHETIC_CLASSES, generate_synthetic_shapes
 from maskx_d2.visualization import (
     BOX_ONLY_CLASS_COLOR,

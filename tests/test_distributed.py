@@ -16,15 +16,17 @@ import os
 import shutil
 from datetime import timedelta
 
-import maskx_d2  # noqa: F401,I001  (first: makes detectron2 importable)
+import maskx_d2  # noqa: F401  (first: makes detectron2 importable)
+
+# isort: split
 import pytest
 import torch
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.engine import HookBase, launch
 from detectron2.utils import comm
+from pipeline_fixtures import INSTANT
 
 import train_net
-from pipeline_fixtures import INSTANT
 
 OPTS = [
     "DATASETS.TEST",

@@ -14,6 +14,8 @@ import logging
 import math
 
 import maskx_d2  # noqa: F401  (makes detectron2 importable first)
+
+# isort: split
 import numpy as np
 import pycocotools.mask as mask_util
 import pytest

@@ -45,7 +45,7 @@ def _gt_with_box_only(path, box_only):
     return str(path)
 
 
-def test_without_any_mask_only_box_ap(tmp_path, register, caplog):
+def test_without_any_mask_only_box_ap(tmp_path, register, caplog):  # noqa: F811 (fixture)
     every = {(i, k) for i in GT for k in range(len(GT[i]))}
     gt_file = _gt_with_box_only(tmp_path / "boxes.json", every)
     name = register(gt_file, evaluator_type="coco_partial", mask_category_ids=SET_A)
@@ -76,7 +76,7 @@ def _without_detections_of(detections, box_only):
 
 
 def test_some_masks_box_only_instances_are_ignored_in_mask_ap(
-    tmp_path, register, monkeypatch, caplog
+    tmp_path, register, monkeypatch, caplog  # noqa: F811 (fixture)
 ):
     gt_file = _gt_with_box_only(tmp_path / "mixed.json", BOX_ONLY)
     name = register(gt_file, evaluator_type="coco_partial", mask_category_ids=SET_A)
@@ -108,7 +108,7 @@ def test_some_masks_box_only_instances_are_ignored_in_mask_ap(
     assert fewer_results["bbox_B"]["AP"] < results["bbox_B"]["AP"]
 
 
-def test_box_only_dataset_dicts_convert_and_evaluate(tmp_path, register):
+def test_box_only_dicts_convert_and_evaluate(tmp_path, register):  # noqa: F811 (fixture)
     """A dataset registered as dicts without segmentation (as Visual Genome is): detectron2
     converts it to COCO json for evaluation, which then has no masks."""
     gt_file = _write_gt(tmp_path / "gt.json")

@@ -7,14 +7,16 @@ import json
 import math
 import os
 
-import maskx_d2  # noqa: F401,I001  (first: makes detectron2 importable)
+import maskx_d2  # noqa: F401  (first: makes detectron2 importable)
+
+# isort: split
 import pytest
 import torch
 from detectron2.engine import HookBase
 from detectron2.utils.events import get_event_storage
+from pipeline_fixtures import INSTANT
 
 import train_net
-from pipeline_fixtures import INSTANT
 
 # Six steps, checkpoints after steps 2 and 5; no evaluation (not what is tested here).
 OPTS = ["SOLVER.MAX_ITER", "6", "SOLVER.CHECKPOINT_PERIOD", "3", "DATASETS.TEST", "()"]

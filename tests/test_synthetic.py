@@ -8,7 +8,10 @@ import pytest
 from pycocotools import mask as mask_util
 
 import maskx_d2  # noqa: F401  (makes detectron2 importable)
+
+# isort: split
 from detectron2.data import DatasetCatalog, MetadataCatalog
+
 from maskx_d2.data.synthetic import (
     SYNTHETIC_CLASSES,
     SYNTHETIC_MASK_CLASSES,

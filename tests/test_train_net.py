@@ -4,8 +4,9 @@ import json
 import os
 
 import pytest
-import train_net
 from pipeline_fixtures import INSTANT
+
+import train_net
 
 GROUPS = {"bbox", "segm", "bbox_A", "segm_A", "bbox_B", "segm_B"}
 

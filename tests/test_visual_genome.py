@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 import maskx_d2  # noqa: F401  (makes detectron2 importable)
+
+# isort: split
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.structures import BoxMode
 

@@ -174,7 +174,6 @@ def render_scene(
         the (S, S, 3) uint8 RGB image and its objects. Objects that found no valid pose in
         ``max_tries`` are left out (rare).
     """
-    size = params.image_size
     colours = [
         _object_colour(rng, k, len(shapes), params.class_colour_jitter) for k in class_indices
     ]

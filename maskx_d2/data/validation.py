@@ -56,9 +56,8 @@ from operator import mul
 from typing import Dict, Iterable, List, Optional, Tuple
 
 import pycocotools.mask as mask_util
-from PIL import Image
-
 from detectron2.structures import BoxMode
+from PIL import Image
 
 __all__ = [
     "AnnotationError",
