@@ -1,6 +1,11 @@
-"""What the hostile-data fuzz tests (tests/test_fuzz_*.py) accept as the end of a case: a clear
-error naming the file (and the image or annotation at fault), or records and training targets
-the model can use. Never another exception type, never a crash in the training mapper.
+"""What the hostile-data fuzz tests (tests/test_fuzz_*.py) accept as the end of a case.
+
+Policy (maskx_d2/data/validation.py): every case ends in a clear error (a ValueError or an
+OSError whose message names the file, and the image or annotation when one entry is at fault)
+or in a result the model can train on, with what was dropped counted in the summary line; the
+training mapper may skip an image it cannot read as recorded (None, with a counted warning).
+Never another exception type, never a crash in a training step, never a slow or hung case.
+Cases are seeded: a failure prints the case number and its mutations.
 """
 
 import math

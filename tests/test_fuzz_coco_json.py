@@ -3,12 +3,7 @@ training mapper: seeded mutations of a valid file (hostile values in any field, 
 RLEs and boxes, orphaned or duplicated entries, broken images) and broken text (truncated, not
 UTF-8, too deeply nested, trailing garbage), or no file at all.
 
-Policy (maskx_d2/data/validation.py): every case ends in a clear error (a ValueError or an
-OSError whose message names the file, and the image or annotation when one entry is at fault)
-or in a result the model can train on, with what was dropped counted in the summary line; the
-training mapper may skip an image it cannot read as recorded (None, with a counted warning).
-Never another exception type, never a crash in a training step, never a slow or hung case.
-Cases are seeded: a failure prints the case number and its mutations.
+The policy every case is held to is stated once, in fuzz_checks.py.
 """
 
 import copy

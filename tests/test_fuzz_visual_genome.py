@@ -3,11 +3,8 @@ vg_dataset_dicts and the training mapper: hostile values in, or missing, fields 
 object lists and objects, and broken text (truncated, not UTF-8, too deeply nested, trailing
 garbage).
 
-Policy (maskx_d2/data/validation.py): every case ends in a clear error (a ValueError or an
-OSError whose message names one of the two files) or in records the model can train on; the
-training mapper may skip an image it cannot read as recorded (None, with a counted warning).
-Never another exception type, never a crash in a training step, never a slow or hung case.
-Cases are seeded: a failure prints the case number and its mutations.
+The policy every case is held to is stated once, in fuzz_checks.py; here the files named in
+errors are image_data.json and objects.json.
 """
 
 import json
