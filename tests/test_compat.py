@@ -28,6 +28,20 @@ def test_compiled_op_access_raises_naming_the_op():
 
 
 @needs_stub
+@pytest.mark.parametrize("op", ["deform_conv_forward", "modulated_deform_conv_forward"])
+def test_deformable_conv_fails_clearly(op):
+    # On a CPU detectron2's forward runs torchvision's op (and it refuses the backward itself);
+    # on a GPU it calls these ops of _C, which the stand-in refuses by name.
+    from detectron2 import _C
+    from detectron2.layers import DeformConv
+
+    conv = DeformConv(2, 2, 3, padding=1)
+    assert conv(torch.rand(1, 2, 5, 5), torch.zeros(1, 18, 5, 5)).shape == (1, 2, 5, 5)
+    with pytest.raises(CompiledOpsUnavailable, match=op):
+        getattr(_C, op)
+
+
+@needs_stub
 @pytest.mark.parametrize("op", ["nms_rotated", "box_iou_rotated"])
 def test_rotated_box_ops_fail_clearly(op):
     from detectron2.layers import nms_rotated
