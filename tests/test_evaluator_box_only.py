@@ -141,3 +141,41 @@ def test_box_only_dicts_convert_and_evaluate(tmp_path, register):  # noqa: F811 
         DatasetCatalog.remove(name)
     assert set(results) == {"bbox", "bbox_A", "bbox_B"}
     _assert_same(results["bbox"], _reference(gt_file, "bbox", [1, 3, 7, 9]))
+
+
+def test_visual_genome_val_gets_box_ap_only(tmp_path):
+    """vg3k_val as registered (no masks anywhere): box AP on all, A (COCO classes) and B."""
+    import torch
+    from detectron2.structures import Boxes, BoxMode, Instances
+    from test_visual_genome import standard_vg
+
+    from maskx_d2.data.visual_genome import register_vg3k
+
+    root = str(tmp_path / "vg")
+    standard_vg(root, num_images=200)
+    name = "maskx_test_vg3k_val_eval"
+    register_vg3k(name, root, "val", num_classes=90)
+    try:
+        dicts = DatasetCatalog.get(name)
+        assert dicts and all("segmentation" not in a for d in dicts for a in d["annotations"])
+        evaluator = PartiallySupervisedCOCOEvaluator(name, output_dir=str(tmp_path))
+        evaluator.reset()
+        for d in dicts:  # a perfect detector that also predicts (box-shaped) masks
+            boxes = torch.tensor(
+                [
+                    BoxMode.convert(a["bbox"], a["bbox_mode"], BoxMode.XYXY_ABS)
+                    for a in d["annotations"]
+                ]
+            ).view(-1, 4)
+            inst = Instances((d["height"], d["width"]), pred_boxes=Boxes(boxes))
+            inst.scores = torch.ones(len(boxes))
+            inst.pred_classes = torch.tensor([a["category_id"] for a in d["annotations"]])
+            inst.pred_masks = torch.zeros(len(boxes), d["height"], d["width"], dtype=torch.bool)
+            evaluator.process([d], [{"instances": inst}])
+        results = evaluator.evaluate()
+    finally:
+        DatasetCatalog.remove(name)
+        MetadataCatalog.remove(name)
+    assert set(results) == {"bbox", "bbox_A", "bbox_B"}
+    for key in results:
+        assert results[key]["AP50"] == pytest.approx(100.0), key
