@@ -49,15 +49,20 @@ by detectron2's ``check_image_size`` when the mapper reads it.
 """
 
 import logging
-import math
 import numbers
 import os
-from operator import mul
 from typing import Dict, Iterable, List, Optional, Tuple
 
-import pycocotools.mask as mask_util
 from detectron2.structures import BoxMode
 from PIL import Image
+
+from .annotation_geometry import (
+    POLYGON_MARGIN,
+    check_box,
+    check_rle,
+    is_integer,
+    valid_polygon_parts,
+)
 
 __all__ = [
     "AnnotationError",
@@ -79,9 +84,6 @@ SKIP_REASONS = (
 )
 # Datasets with fewer images get their image sizes checked by default (a few seconds at most).
 SIZE_CHECK_MAX_IMAGES = 20000
-# Polygon coordinates may lie outside the image by at most this fraction of its width/height
-# (annotation tools overshoot by a pixel or so; farther is corrupt data).
-POLYGON_MARGIN = 1.0
 
 _EXIF_ORIENTATION = 0x0112
 _TRANSPOSING_ORIENTATIONS = (5, 6, 7, 8)
@@ -115,128 +117,6 @@ def image_size_from_file(path: str) -> Tuple[int, int]:
     return width, height
 
 
-def _is_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def _is_integer(v) -> bool:
-    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
-
-
-def _check_box(bbox, bbox_mode) -> Tuple[Optional[str], bool]:
-    """Return (problem or None, whether the box has zero or negative width or height)."""
-    not_numbers = f"bbox must be 4 numbers [x, y, width, height], got {bbox!r}"
-    if not isinstance(bbox, (list, tuple)) or len(bbox) != 4:
-        return not_numbers, False
-    try:  # math.isfinite raises TypeError for non-numbers: one pass checks both
-        finite = all(map(math.isfinite, bbox))
-    except TypeError:
-        return not_numbers, False
-    if not finite:
-        return f"bbox has NaN/inf coordinates: {bbox!r}", False
-    if not isinstance(bbox_mode, int):  # an array would compare element-wise below
-        return f"bbox_mode must be a BoxMode, got {bbox_mode!r}", False
-    if bbox_mode == BoxMode.XYWH_ABS:
-        w, h = bbox[2], bbox[3]
-    elif bbox_mode == BoxMode.XYXY_ABS:
-        w, h = bbox[2] - bbox[0], bbox[3] - bbox[1]
-    else:
-        return f"bbox_mode {bbox_mode} is not supported (XYWH_ABS or XYXY_ABS)", False
-    return None, w <= 0 or h <= 0
-
-
-def _polygon_area(xs: List[float], ys: List[float]) -> float:
-    """Shoelace area of the polygon (xs[i], ys[i]); NaN/inf if any coordinate is."""
-    return 0.5 * abs(sum(map(mul, xs, ys[1:] + ys[:1])) - sum(map(mul, xs[1:] + xs[:1], ys)))
-
-
-def _valid_polygon_parts(segm: list, height: int, width: int) -> Tuple[Optional[str], list]:
-    """Split a polygon list into (problem or None, usable parts)."""
-    not_numbers = (
-        "segmentation must be a list of polygons [[x0, y0, x1, y1, ...], ...] of numbers or an "
-        "RLE dict, got a part {}"
-    )
-    x_min, x_max = -POLYGON_MARGIN * width, (1 + POLYGON_MARGIN) * width
-    y_min, y_max = -POLYGON_MARGIN * height, (1 + POLYGON_MARGIN) * height
-    kept = []
-    for poly in segm:
-        if not isinstance(poly, list):
-            return not_numbers.format(str(poly)[:80]), kept
-        if len(poly) < 6 or len(poly) % 2:
-            if not all(map(_is_number, poly)):
-                return not_numbers.format(str(poly)[:80]), kept
-            continue
-        xs, ys = poly[0::2], poly[1::2]
-        try:  # checking every coordinate's type would double the cost on COCO's 1M polygons
-            area = _polygon_area(xs, ys)
-        except TypeError:
-            return not_numbers.format(str(poly)[:80]), kept
-        if not math.isfinite(area):
-            return "polygon has NaN/inf coordinates", kept
-        # pycocotools rasterizes a polygon edge by edge, pixel by pixel (in the mapper and in
-        # the mask loss): coordinates ~1e7 away take seconds, ~1e9 crash the process.
-        if not (x_min <= min(xs) and max(xs) <= x_max and y_min <= min(ys) and max(ys) <= y_max):
-            return (
-                f"polygon coordinates reach x in [{min(xs):.6g}, {max(xs):.6g}], y in "
-                f"[{min(ys):.6g}, {max(ys):.6g}], far outside the {width}x{height} image"
-            ), kept
-        if area > 0:
-            kept.append(poly)
-    return None, kept
-
-
-def _rle_string_total(counts: str) -> Optional[int]:
-    """Sum of the run lengths of a COCO compressed RLE string, None if it is malformed.
-
-    Mirrors pycocotools' ``rleFrString`` (6-bit chunks, offset 48, delta from run m-2).
-    """
-    runs, p, n = [], 0, len(counts)
-    while p < n:
-        x, k, more = 0, 0, True
-        while more:
-            if p >= n:
-                return None
-            c = ord(counts[p]) - 48
-            if not 0 <= c < 64:
-                return None
-            x |= (c & 0x1F) << (5 * k)
-            more = bool(c & 0x20)
-            p, k = p + 1, k + 1
-            if not more and c & 0x10:
-                x |= -1 << (5 * k)
-        if len(runs) > 2:
-            x += runs[-2]
-        if x < 0:
-            return None
-        runs.append(x)
-    return sum(runs)
-
-
-def _check_rle(segm: dict, height: int, width: int) -> Tuple[Optional[str], dict]:
-    """Return (problem or None, the RLE with compressed counts, as detectron2 stores it)."""
-    size, counts = segm.get("size"), segm.get("counts")
-    if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) for v in size)):
-        return f"RLE 'size' must be [height, width] integers, got {size!r}", segm
-    if size != [height, width]:
-        return f"RLE size {size} differs from the image's [height, width] {[height, width]}", segm
-    if isinstance(counts, list):
-        if not all(isinstance(v, int) and v >= 0 for v in counts):
-            return "uncompressed RLE 'counts' must be non-negative integers", segm
-        total = sum(counts)
-    elif isinstance(counts, (str, bytes)):
-        text = counts.decode("ascii", "replace") if isinstance(counts, bytes) else counts
-        total = _rle_string_total(text)
-        if total is None:
-            return "compressed RLE 'counts' string is malformed", segm
-    else:
-        return f"RLE 'counts' must be a string or a list of ints, got {type(counts).__name__}", segm
-    if total != height * width:
-        return f"RLE counts cover {total} pixels, the image has {height * width}", segm
-    if isinstance(counts, list):  # compressed, as detectron2's load_coco_json stores it
-        segm = mask_util.frPyObjects(segm, height, width)
-    return None, segm
-
-
 def check_coco_json_structure(dataset, json_file: str) -> None:
     """Check what pycocotools and the loader index by, before they do, so that a broken json
     is reported with the entry at fault instead of a KeyError/TypeError deep inside them.
@@ -265,21 +145,21 @@ def check_coco_json_structure(dataset, json_file: str) -> None:
     image_ids = set()
     for image in dataset["images"]:
         record = {"image_id": image.get("id"), "file_name": image.get("file_name")}
-        if not _is_integer(image.get("id")):
+        if not is_integer(image.get("id")):
             fail(f"image 'id' must be an integer, got {image.get('id')!r}", record)
         if image["id"] in image_ids:  # pycocotools would keep only the last entry
             fail("duplicate image id", record)
         image_ids.add(image["id"])
     category_ids = set()
     for category in dataset["categories"]:
-        if not _is_integer(category.get("id")) or not isinstance(category.get("name"), str):
+        if not is_integer(category.get("id")) or not isinstance(category.get("name"), str):
             fail(f"category {str(category)[:80]} needs an integer 'id' and a string 'name'")
         if category["id"] in category_ids:
             fail(f"duplicate category id {category['id']}")
         category_ids.add(category["id"])
     for ann in dataset.get("annotations", []):
         for key in ("id", "image_id", "category_id"):
-            if not _is_integer(ann.get(key)):
+            if not is_integer(ann.get(key)):
                 record = {"image_id": ann.get("image_id"), "file_name": "?"}
                 fail(f"annotation '{key}' must be an integer, got {ann.get(key)!r}", record, ann)
 
@@ -315,7 +195,7 @@ def _clean_annotation(ann, record, json_file, category_ids, counts) -> bool:
         raise AnnotationError(json_file, problem, record, ann)
 
     category_id = ann.get("category_id")
-    if not _is_integer(category_id):  # a float or a string would be a silently wrong label
+    if not is_integer(category_id):  # a float or a string would be a silently wrong label
         fail(f"'category_id' must be an integer, got {category_id!r}")
     if category_ids is not None and category_id not in category_ids:
         fail(f"category id {category_id!r} is not among the json's categories")
@@ -323,7 +203,7 @@ def _clean_annotation(ann, record, json_file, category_ids, counts) -> bool:
     if not (isinstance(iscrowd, numbers.Integral) and iscrowd in (0, 1)):
         # detectron2 ignores any non-zero value as crowd: "0", [] or NaN would drop the box.
         fail(f"iscrowd must be 0 or 1, got {iscrowd!r}")
-    problem, degenerate = _check_box(ann.get("bbox"), ann.get("bbox_mode", BoxMode.XYWH_ABS))
+    problem, degenerate = check_box(ann.get("bbox"), ann.get("bbox_mode", BoxMode.XYWH_ABS))
     if problem:
         fail(problem)
     if degenerate:
@@ -335,12 +215,12 @@ def _clean_annotation(ann, record, json_file, category_ids, counts) -> bool:
         ann.pop("segmentation", None)
         return True
     if isinstance(segm, dict):
-        problem, segm = _check_rle(segm, record["height"], record["width"])
+        problem, segm = check_rle(segm, record["height"], record["width"])
         if problem:
             fail(problem)
         ann["segmentation"] = segm
     elif isinstance(segm, list):
-        problem, kept = _valid_polygon_parts(segm, record["height"], record["width"])
+        problem, kept = valid_polygon_parts(segm, record["height"], record["width"])
         if problem:
             fail(problem)
         if len(kept) < len(segm):
