@@ -7,6 +7,8 @@ writes the table of box and mask AP on A and B (markdown) to stdout and to --out
     python bench/bench_synthetic_table1c.py --output docs/table1c_synthetic.md
     python bench/bench_synthetic_table1c.py --iters 20000 --device cuda   # longer, on a GPU
     python bench/bench_synthetic_table1c.py --report-only --output ...   # re-tabulate runs
+    python bench/bench_synthetic_table1c.py --variants class-agnostic transfer \
+        --work-dir output/seed1 SEED 1                                    # another seed
 """
 
 import argparse
@@ -43,6 +45,13 @@ def main():
     parser.add_argument("--work-dir", default="output/bench_table1c")
     parser.add_argument("--output", default=None, help="markdown file to write")
     parser.add_argument(
+        "--variants",
+        nargs="+",
+        choices=[name.split()[0] for name, _ in VARIANTS],
+        default=None,
+        help="run only these rows (default: all)",
+    )
+    parser.add_argument(
         "--report-only",
         action="store_true",
         help="only tabulate the runs already in --work-dir (no training)",
@@ -52,6 +61,8 @@ def main():
 
     rows = []
     for name, config in VARIANTS:
+        if args.variants and name.split()[0] not in args.variants:
+            continue
         out = os.path.join(args.work_dir, name.split()[0].replace("+", "_"))
         cmd = [
             sys.executable,
