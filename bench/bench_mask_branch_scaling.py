@@ -28,6 +28,9 @@ def _peak_rss_mb():
 
 
 def _measure(impl, num_classes, rois, steps, device, queue):
+    import maskx_d2  # noqa: F401  (first: makes detectron2 importable without its compiled ops)
+
+    # isort: split
     from detectron2.layers import ShapeSpec
     from detectron2.modeling.box_regression import Box2BoxTransform
     from detectron2.modeling.roi_heads import FastRCNNOutputLayers
@@ -35,7 +38,6 @@ def _measure(impl, num_classes, rois, steps, device, queue):
     from detectron2.structures import Boxes, Instances, PolygonMasks
     from detectron2.utils.events import EventStorage
 
-    import maskx_d2  # noqa: F401
     from maskx_d2.modeling import MaskXMaskHead, WeightTransfer
 
     torch.manual_seed(0)
