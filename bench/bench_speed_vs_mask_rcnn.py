@@ -157,11 +157,10 @@ def _run_variant(ctx, variant, args, batch_size):
     queue = ctx.Queue()
     proc = ctx.Process(target=_measure, args=(variant, args, batch_size, queue))
     proc.start()
-    result = queue.get()  # before join: a full pipe would block the child's exit
-    proc.join()
-    if proc.exitcode != 0:
+    proc.join()  # the result is a few numbers: the child's exit never waits on the pipe
+    if proc.exitcode != 0:  # crashed: nothing was put, so get() would wait forever
         raise SystemExit(f"{variant} at batch {batch_size} failed (exit code {proc.exitcode})")
-    return result
+    return queue.get()
 
 
 def _largest_batch(ctx, args):

@@ -33,7 +33,8 @@ BOX_ONLY = {(2, 1), (2, 2)}
 def _gt_with_box_only(path, box_only):
     """test_evaluator's ground truth with the (image id, index) instances box-only, half of
     them without a ``segmentation`` key and half with ``segmentation: []``."""
-    data = json.loads(open(_write_gt(path)).read())
+    _write_gt(path)
+    data = json.loads(path.read_text())
     index = {(i, k): n for n, (i, k) in enumerate((i, k) for i in GT for k in range(len(GT[i])))}
     for number, key in enumerate(sorted(box_only)):
         ann = data["annotations"][index[key]]
@@ -112,7 +113,7 @@ def test_box_only_dicts_convert_and_evaluate(tmp_path, register):  # noqa: F811 
     """A dataset registered as dicts without segmentation (as Visual Genome is): detectron2
     converts it to COCO json for evaluation, which then has no masks."""
     gt_file = _write_gt(tmp_path / "gt.json")
-    gt = json.loads(open(gt_file).read())
+    gt = json.loads((tmp_path / "gt.json").read_text())
     name = register(gt_file, evaluator_type="coco_partial", mask_category_ids=SET_A)
     # Without json_file detectron2 converts the registered dicts to COCO json itself.
     MetadataCatalog.get(name).__dict__.pop("json_file")

@@ -104,8 +104,8 @@ class PartiallySupervisedCOCOEvaluator(COCOEvaluator):
             self._check_mask_ground_truth(dataset_name, tasks)
 
     def _check_mask_ground_truth(self, dataset_name: str, tasks) -> None:
-        num_box_only = len(box_only_annotation_ids(self._coco_api))
-        num_total = len(self._coco_api.getAnnIds())
+        box_only = box_only_annotation_ids(self._coco_api)
+        num_box_only, num_total = len(box_only), len(self._coco_api.getAnnIds())
         if num_box_only == 0:
             return
         source = self._metadata.get("json_file", dataset_name)
@@ -121,7 +121,7 @@ class PartiallySupervisedCOCOEvaluator(COCOEvaluator):
                 "AP will be computed."
             )
             return
-        self._segm_coco_api = masks_with_box_only_ignored(self._coco_api)
+        self._segm_coco_api = masks_with_box_only_ignored(self._coco_api, box_only)
         logger.warning(
             f"{num_box_only} of {num_total} ground-truth instances of '{dataset_name}' "
             f"({source}) have no mask: mask AP ignores detections inside their boxes and does "
@@ -152,9 +152,10 @@ class PartiallySupervisedCOCOEvaluator(COCOEvaluator):
         """
         results = list(itertools.chain(*[p["instances"] for p in predictions]))
         tasks = set(self._tasks or self._tasks_from_predictions(results))
-        segm_predictions = [
-            dict(p, instances=[dict(r) for r in p["instances"]]) for p in predictions
-        ]
+        if "segm" in tasks:
+            segm_predictions = [
+                dict(p, instances=[dict(r) for r in p["instances"]]) for p in predictions
+            ]
         output_dir = self._output_dir
         if tasks - {"segm"}:
             with self._overridden(_tasks=tasks - {"segm"}):
@@ -197,7 +198,7 @@ class PartiallySupervisedCOCOEvaluator(COCOEvaluator):
         # The parent evaluates each task once over all categories; _derive_coco_results below
         # slices A and B out of that evaluation into self._group_results.
         self._group_results = {}
-        if self._segm_coco_api is None or not self._do_evaluation:
+        if self._segm_coco_api is None:  # set only when this process evaluates
             super()._eval_predictions(predictions, img_ids=img_ids)
         else:
             self._eval_with_separate_mask_ground_truth(predictions, img_ids)

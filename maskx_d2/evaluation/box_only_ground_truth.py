@@ -15,7 +15,7 @@ The policy, applied by :class:`~maskx_d2.evaluation.PartiallySupervisedCOCOEvalu
 import contextlib
 import copy
 import io
-from typing import List
+from typing import Iterable, List
 
 from pycocotools.coco import COCO
 
@@ -38,14 +38,15 @@ def _box_polygon(bbox) -> List[List[float]]:
     return [[x, y, x + w, y, x + w, y + h, x, y + h]]
 
 
-def masks_with_box_only_ignored(coco_api: COCO) -> COCO:
+def masks_with_box_only_ignored(coco_api: COCO, box_only_ids: Iterable[int]) -> COCO:
     """A copy of ``coco_api`` for mask AP: each box-only annotation becomes a crowd region.
 
+    ``box_only_ids`` is :func:`box_only_annotation_ids` of ``coco_api`` (the caller has it).
     Crowd ground truth is ignored by COCOeval, and matched by the fraction of a detection's
     mask inside it, so a detection within the box (all of it, at every IoU threshold) is left
     out of precision and recall. ``coco_api`` itself is not modified.
     """
-    box_only = set(box_only_annotation_ids(coco_api))
+    box_only = set(box_only_ids)
     dataset = copy.copy(coco_api.dataset)
     dataset["annotations"] = [
         (
