@@ -7,8 +7,9 @@
     python train_net.py --config-file CFG --resume
     python train_net.py --config-file CFG --dataset-module my_data.py   # your registered data
 
-Only three things differ from detectron2's tools/train_net.py: the config gets Mask^X keys,
-training uses the partially supervised mapper, and evaluation reports sets A and B.
+Only four things differ from detectron2's tools/train_net.py: the config gets Mask^X keys,
+training uses the partially supervised mapper, evaluation reports sets A and B, and (with
+TEST.MASKX.GT_BOX_EVAL) the mask branch is also measured on the ground-truth boxes.
 """
 
 import importlib
@@ -21,6 +22,7 @@ import maskx_d2  # noqa: F401  (first: makes detectron2 importable without its c
 
 # isort: split
 from detectron2.config import get_cfg
+from detectron2.data import build_detection_test_loader
 from detectron2.engine import (
     DefaultTrainer,
     default_argument_parser,
@@ -36,7 +38,12 @@ from maskx_d2 import add_maskx_config
 from maskx_d2.checkpoint import MaskXCheckpointer
 from maskx_d2.data import PartiallySupervisedDatasetMapper
 from maskx_d2.engine import IterationSeed, ResumableTrainLoader, ddp_on_cpu
-from maskx_d2.evaluation import build_partially_supervised_evaluator, format_ab_table
+from maskx_d2.evaluation import build_partially_supervised_evaluator
+from maskx_d2.evaluation.gt_box_inference import (
+    GTBoxMaskModel,
+    GTBoxTestMapper,
+    gt_box_eval_applies,
+)
 
 logger = logging.getLogger("maskx_d2.train_net")
 
@@ -72,19 +79,19 @@ class Trainer(DefaultTrainer):
         )
 
     @classmethod
+    def build_test_loader(cls, cfg, dataset_name):
+        if gt_box_eval_applies(cfg, dataset_name):  # keep the ground-truth boxes of masks
+            return build_detection_test_loader(
+                cfg, dataset_name, mapper=GTBoxTestMapper(cfg, False)
+            )
+        return super().build_test_loader(cfg, dataset_name)
+
+    @classmethod
     def test(cls, cfg, model, evaluators=None):
-        results = super().test(cfg, model, evaluators)
-        # detectron2 returns one dataset's results unwrapped, several as {dataset: results}.
-        per_dataset = {cfg.DATASETS.TEST[0]: results} if len(cfg.DATASETS.TEST) == 1 else results
-        if comm.is_main_process():
-            for name, res in per_dataset.items():
-                logger.info(
-                    "Results on %s (A: classes with masks in training, B: box-only "
-                    "classes):\n%s",
-                    name,
-                    format_ab_table(res),
-                )
-        return results
+        # The evaluator logs the A/B table (with the GT-box rows) itself.
+        if cfg.TEST.MASKX.GT_BOX_EVAL and cfg.MODEL.MASK_ON:
+            model = GTBoxMaskModel(model)
+        return super().test(cfg, model, evaluators)
 
 
 def import_dataset_module(spec: str) -> None:

@@ -1,14 +1,21 @@
 #!/usr/bin/env python
-"""Table 1c on the embedded synthetic data: class-agnostic vs transfer vs transfer+MLP vs oracle.
+"""Table 1c v2 on the embedded synthetic shapes v2: mask heads compared over several seeds.
 
-Trains each variant with train_net.py on the same data, schedule and seed, in one go, and
-writes the table of box and mask AP on A and B (markdown) to stdout and to --output.
+Each variant is the main job's config and schedule (train_net.py, ResNet-18-FPN from scratch)
+with another mask head; every run ends with the A/B evaluation, GT-box metrics included. For
+each variant the table gives box AP, mask AP and the GT-box mean mask IoU (masks predicted on
+the ground-truth boxes, so detection plays no part) as the mean and min-max over seeds, and the
+share of the class-agnostic -> oracle gap on B that the head closes (GT-box mIoU on B):
+``(head - class-agnostic) / (oracle - class-agnostic)``, from the seed means.
 
-    python bench/bench_synthetic_table1c.py --output docs/table1c_synthetic.md
-    python bench/bench_synthetic_table1c.py --iters 20000 --device cuda   # longer, on a GPU
-    python bench/bench_synthetic_table1c.py --report-only --output ...   # re-tabulate runs
-    python bench/bench_synthetic_table1c.py --variants class-agnostic transfer \
-        --work-dir output/seed1 SEED 1                                    # another seed
+    python bench/bench_synthetic_table1c.py --seeds 42 1 2 --output docs/table1c_v2_cpu.md
+    python bench/bench_synthetic_table1c.py --variants class-agnostic oracle --seeds 42
+    python bench/bench_synthetic_table1c.py --iters 7000 --device cuda ...   # 10x, on a GPU
+    python bench/bench_synthetic_table1c.py --report-only --work-dir ...     # re-tabulate
+
+Runs that already finished (their metrics.json holds the final evaluation) are not trained
+again, so an interrupted bench resumes where it stopped. ``--jobs 2`` trains two runs at once
+with one thread each, which on a 2-core CPU finishes sooner than one run after the other.
 """
 
 import argparse
@@ -18,98 +25,216 @@ import platform
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-VARIANTS = [
-    ("class-agnostic", "configs/Synthetic/class_agnostic_R_18_FPN_synthetic.yaml"),
-    ("transfer", "configs/Synthetic/transfer_R_18_FPN_synthetic.yaml"),
-    ("transfer+MLP", "configs/Synthetic/maskx_R_18_FPN_synthetic.yaml"),
-    ("oracle (all masks)", "configs/Synthetic/oracle_R_18_FPN_synthetic.yaml"),
+CONFIGS = "configs/Synthetic"
+MAIN_VAL, SHIFTED_VAL = "synthetic_shapes_v2_val", "synthetic_shapes_v2_shifted_val"
+SHIFTED_TRAIN = ("DATASETS.TRAIN", "('synthetic_shapes_v2_shifted_train',)")
+
+
+def _variant(label, config, *opts, test=(MAIN_VAL,), split="main"):
+    return {"label": label, "config": f"{CONFIGS}/{config}", "opts": list(opts), "test": test,
+            "split": split}
+
+
+# key: what is trained. The oracle is evaluated on both splits' validation sets: its model
+# (masks of every class) is the same, only the grouping of classes into A and B differs.
+VARIANTS = {
+    "class-agnostic": _variant("class-agnostic", "class_agnostic_R_18_FPN_synthetic.yaml"),
+    "transfer-cls": _variant(
+        "transfer, cls", "transfer_R_18_FPN_synthetic.yaml", "MODEL.MASKX.TRANSFER.INPUT", "cls"
+    ),
+    "transfer-box": _variant(
+        "transfer, box", "transfer_R_18_FPN_synthetic.yaml", "MODEL.MASKX.TRANSFER.INPUT", "box"
+    ),
+    "transfer": _variant("transfer, cls+box", "transfer_R_18_FPN_synthetic.yaml"),
+    "transfer-mlp": _variant("transfer+MLP, cls+box (main job)", "maskx_R_18_FPN_synthetic.yaml"),
+    "oracle": _variant(
+        "oracle (every class with masks)",
+        "oracle_R_18_FPN_synthetic.yaml",
+        test=(MAIN_VAL, SHIFTED_VAL),
+        split="both",
+    ),
+    "shifted-class-agnostic": _variant(
+        "class-agnostic",
+        "class_agnostic_R_18_FPN_synthetic.yaml",
+        *SHIFTED_TRAIN,
+        test=(SHIFTED_VAL,),
+        split="shifted",
+    ),
+    "shifted-transfer-mlp": _variant(
+        "transfer+MLP, cls+box",
+        "maskx_R_18_FPN_synthetic.yaml",
+        *SHIFTED_TRAIN,
+        test=(SHIFTED_VAL,),
+        split="shifted",
+    ),
+}
+PARTIAL = ["transfer-cls", "transfer-box", "transfer", "transfer-mlp"]
+COLUMNS = [  # (header, result key)
+    ("box AP A", "bbox_A/AP"),
+    ("box AP B", "bbox_B/AP"),
+    ("mask AP A", "segm_A/AP"),
+    ("mask AP B", "segm_B/AP"),
+    ("GT-box mIoU A", "segm_gtbox_A/mIoU"),
+    ("GT-box mIoU B", "segm_gtbox_B/mIoU"),
+    ("GT-box mask AP B", "segm_gtbox_B/AP"),
 ]
+GAP_KEY = "segm_gtbox_B/mIoU"
 
 
-def _final_results(output_dir):
-    """The last evaluation's results from detectron2's metrics.json."""
+def final_results(output_dir, dataset):
+    """The last evaluation of ``dataset`` in detectron2's metrics.json, as {"segm_B/AP": ...}.
+
+    With several test sets detectron2 prefixes each key with the dataset's name; with one it
+    does not. Raises FileNotFoundError / RuntimeError when the run has not finished.
+    """
     with open(os.path.join(output_dir, "metrics.json")) as f:
         records = [json.loads(line) for line in f]
-    evals = [r for r in records if any(k.startswith("segm_B/") for k in r)]
-    if not evals:
-        raise RuntimeError(f"no A/B evaluation in {output_dir}/metrics.json")
-    return evals[-1]
+    for record in reversed(records):
+        prefixed = {k[len(dataset) + 1 :]: v for k, v in record.items() if k.startswith(dataset + "/")}
+        candidate = prefixed or record
+        if GAP_KEY in candidate:
+            return candidate
+    raise RuntimeError(f"no evaluation of {dataset} with GT-box metrics in {output_dir}")
+
+
+def _is_done(output_dir, variant):
+    try:
+        for dataset in variant["test"]:
+            final_results(output_dir, dataset)
+        return True
+    except (FileNotFoundError, RuntimeError):
+        return False
+
+
+def _train(key, seed, args):
+    variant = VARIANTS[key]
+    out = os.path.join(args.work_dir, f"seed{seed}", key)
+    if _is_done(out, variant):
+        return key, seed, None
+    test = "(" + "".join(f"'{d}'," for d in variant["test"]) + ")"
+    cmd = [sys.executable, "train_net.py", "--config-file", variant["config"], "OUTPUT_DIR", out,
+           "MODEL.DEVICE", args.device, "SEED", str(seed), "DATASETS.TEST", test,
+           *variant["opts"], *args.opts]
+    if args.iters:
+        steps = f"({int(args.iters * 0.8)},{int(args.iters * 0.93)})"
+        cmd += ["SOLVER.MAX_ITER", str(args.iters), "SOLVER.STEPS", steps,
+                "SOLVER.CHECKPOINT_PERIOD", str(args.iters)]
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads)) if args.threads else None
+    start = time.time()
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "stdout.log"), "w") as log:
+        subprocess.run(cmd, cwd=ROOT, check=True, stdout=log, stderr=subprocess.STDOUT, env=env)
+    elapsed = time.time() - start
+    print(f"{key} seed {seed}: {elapsed:.0f} s", file=sys.stderr, flush=True)
+    return key, seed, elapsed
+
+
+def _stats(values):
+    """'mean (min-max)' of the finite values, or 'n/a'."""
+    values = [v for v in values if v is not None and np.isfinite(v)]
+    if not values:
+        return "n/a", float("nan")
+    mean = float(np.mean(values))
+    if len(values) == 1:
+        return f"{mean:.1f}", mean
+    return f"{mean:.1f} ({min(values):.1f}-{max(values):.1f})", mean
+
+
+def collect(work_dir, keys, seeds):
+    """{(key, dataset): {result key: [value per seed]}} of the finished runs."""
+    table = {}
+    for key in keys:
+        for dataset in VARIANTS[key]["test"]:
+            per_key = {}
+            for seed in seeds:
+                try:
+                    r = final_results(os.path.join(work_dir, f"seed{seed}", key), dataset)
+                except (FileNotFoundError, RuntimeError):
+                    continue
+                for _, k in COLUMNS:
+                    per_key.setdefault(k, []).append(r.get(k))
+            if per_key:
+                table[(key, dataset)] = per_key
+    return table
+
+
+def gap_closed(head, agnostic, oracle):
+    """Share of the class-agnostic -> oracle gap that ``head`` closes (NaN without a gap)."""
+    gap = oracle - agnostic
+    return (head - agnostic) / gap if gap > 0 else float("nan")
+
+
+def _rows(table, keys, dataset, agnostic_key):
+    oracle = table.get(("oracle", dataset), {}).get(GAP_KEY)
+    agnostic = table.get((agnostic_key, dataset), {}).get(GAP_KEY)
+    lines = []
+    for key in keys:
+        if (key, dataset) not in table:
+            continue
+        values = table[(key, dataset)]
+        cells = [_stats(values.get(k, []))[0] for _, k in COLUMNS]
+        share = "-"
+        if key not in (agnostic_key, "oracle") and oracle and agnostic:
+            share = f"{gap_closed(_stats(values[GAP_KEY])[1], _stats(agnostic)[1], _stats(oracle)[1]):.0%}"
+        seeds = len(values[GAP_KEY])
+        lines.append(f"| {VARIANTS[key]['label']} | {seeds} | " + " | ".join(cells) + f" | {share} |")
+    return lines
+
+
+def report(work_dir, seeds, command, machine):
+    header = (
+        "| method | seeds | " + " | ".join(h for h, _ in COLUMNS) + " | gap closed on B |\n"
+        "|---|---|" + "---|" * len(COLUMNS) + "---|"
+    )
+    table = collect(work_dir, list(VARIANTS), seeds)
+    main = _rows(table, ["class-agnostic", *PARTIAL, "oracle"], MAIN_VAL, "class-agnostic")
+    shifted = _rows(
+        table, ["shifted-class-agnostic", "shifted-transfer-mlp", "oracle"], SHIFTED_VAL,
+        "shifted-class-agnostic",
+    )
+    text = (
+        "Main split (A and B share shapes and colours):\n\n" + header + "\n" + "\n".join(main)
+        + "\n\nAppearance-shifted split (no box-only class shares a colour with a class with "
+        "masks):\n\n" + header + "\n" + "\n".join(shifted)
+        + f"\n\nCells: mean (min-max) over seeds {', '.join(map(str, seeds))}. Gap closed: "
+        "(head - class-agnostic) / (oracle - class-agnostic) of the seed means of GT-box mIoU "
+        f"on B. Command: `{command}`; machine: {machine}.\n"
+    )
+    return text
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[42, 1, 2])
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     parser.add_argument("--iters", type=int, default=None, help="override SOLVER.MAX_ITER")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--work-dir", default="output/bench_table1c")
+    parser.add_argument("--jobs", type=int, default=1, help="runs trained at the same time")
+    parser.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS per run")
+    parser.add_argument("--work-dir", default="output/bench_table1c_v2")
     parser.add_argument("--output", default=None, help="markdown file to write")
-    parser.add_argument(
-        "--variants",
-        nargs="+",
-        choices=[name.split()[0] for name, _ in VARIANTS],
-        default=None,
-        help="run only these rows (default: all)",
-    )
-    parser.add_argument(
-        "--report-only",
-        action="store_true",
-        help="only tabulate the runs already in --work-dir (no training)",
-    )
+    parser.add_argument("--report-only", action="store_true", help="only tabulate --work-dir")
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="extra config overrides")
     args = parser.parse_args()
+    if args.jobs > 1 and args.threads is None:
+        args.threads = max(1, (os.cpu_count() or 1) // args.jobs)
 
-    rows = []
-    for name, config in VARIANTS:
-        if args.variants and name.split()[0] not in args.variants:
-            continue
-        out = os.path.join(args.work_dir, name.split()[0].replace("+", "_"))
-        cmd = [
-            sys.executable,
-            "train_net.py",
-            "--config-file",
-            config,
-            "OUTPUT_DIR",
-            out,
-            "MODEL.DEVICE",
-            args.device,
-            *args.opts,
-        ]
-        if args.iters:
-            steps = f"({int(args.iters * 0.8)},{int(args.iters * 0.93)})"
-            cmd += ["SOLVER.MAX_ITER", str(args.iters), "SOLVER.STEPS", steps]
-        start = time.time()
-        if not args.report_only:
-            subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
-        r = _final_results(os.path.join(ROOT, out))
-        rows.append((name, time.time() - start, r))
-        print(f"{name}: done in {time.time() - start:.0f} s", file=sys.stderr, flush=True)
+    if not args.report_only:
+        # The oracle first: every gap needs it. Seeds in the outer loop so that a partial
+        # result already covers every variant.
+        order = sorted(args.variants, key=lambda k: k != "oracle")
+        jobs = [(key, seed) for seed in args.seeds for key in order]
+        with ThreadPoolExecutor(args.jobs) as pool:
+            list(pool.map(lambda job: _train(*job, args), jobs))
 
-    def value(r, key):
-        return f"{r[key]:.1f}" if key in r and r[key] == r[key] else "n/a"
-
-    lines = [
-        "| method | box AP A | box AP B | mask AP A | mask AP B | mask AP50 B | mask/box AP B |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    # Training is iteration-based and seeded, so AP does not depend on machine load; wall time
-    # does, and is only printed to stderr above.
-    for name, _, r in rows:
-        lines.append(
-            f"| {name} | {value(r, 'bbox_A/AP')} | {value(r, 'bbox_B/AP')} | "
-            f"{value(r, 'segm_A/AP')} | {value(r, 'segm_B/AP')} | {value(r, 'segm_B/AP50')} | "
-            f"{r['segm_B/AP'] / r['bbox_B/AP']:.2f} |"
-            if r.get("bbox_B/AP")
-            else "n/a |"
-        )
     command = "python bench/bench_synthetic_table1c.py " + " ".join(sys.argv[1:])
     machine = f"{platform.machine()}, {os.cpu_count()} cores, device={args.device}"
-    source = (
-        f"Tabulated by `{command}` from the runs in `{args.work_dir}`"
-        if args.report_only
-        else f"Command: `{command}`"
-    )
-    text = "\n".join(lines) + f"\n\n{source}; machine: {machine}.\n"
+    text = report(args.work_dir, args.seeds, command, machine)
     print(text)
     if args.output:
         with open(args.output, "w") as f:

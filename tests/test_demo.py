@@ -13,7 +13,12 @@ import maskx_d2  # noqa: F401  (first: makes detectron2 importable)
 from detectron2.config import get_cfg
 from detectron2.structures import Boxes, Instances
 
-from maskx_d2.data.synthetic import SYNTHETIC_CLASSES, generate_synthetic_shapes
+from maskx_d2.data.synthetic import (
+    SHIFTED_MASK_CLASSES,
+    SYNTHETIC_CLASSES,
+    SYNTHETIC_MASK_CLASSES,
+    generate_synthetic_shapes,
+)
 from maskx_d2.visualization import (
     BOX_ONLY_CLASS_COLOR,
     MASK_CLASS_COLOR,
@@ -93,7 +98,7 @@ def _tiny_config_file(tmp_path) -> str:
             "TEST.DETECTIONS_PER_IMAGE",
             5,
             "DATASETS.TRAIN",
-            ("synthetic_shapes_train",),
+            ("synthetic_shapes_v2_train",),
             "DATASETS.TEST",
             (),
         ]
@@ -131,9 +136,11 @@ def test_demo_writes_a_picture_of_the_input_size(tmp_path):
 
 
 def test_synthetic_a_classes_come_from_metadata():
-    names, mask_classes = partial_supervision_classes("synthetic_shapes_train")
+    names, mask_classes = partial_supervision_classes("synthetic_shapes_v2_train")
     assert names == SYNTHETIC_CLASSES
-    assert mask_classes == list(range(0, len(SYNTHETIC_CLASSES), 2))  # A = even classes
+    assert mask_classes == [SYNTHETIC_CLASSES.index(n) for n in SYNTHETIC_MASK_CLASSES]
+    shifted = partial_supervision_classes("synthetic_shapes_v2_shifted_train")[1]
+    assert shifted == [SYNTHETIC_CLASSES.index(n) for n in SHIFTED_MASK_CLASSES]
 
 
 def test_boxes_are_green_for_a_and_red_for_b():

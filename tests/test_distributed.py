@@ -12,6 +12,7 @@ The mask-free-rank test uses different images on the two ranks.
 """
 
 import copy
+import math
 import os
 import shutil
 from datetime import timedelta
@@ -57,7 +58,7 @@ def _records(tmp_path, masks):
 
     The image is copied next to the run: the shared datasets folder may be regenerated meanwhile.
     """
-    record = copy.deepcopy(DatasetCatalog.get("synthetic_shapes_train")[0])
+    record = copy.deepcopy(DatasetCatalog.get("synthetic_shapes_v2_train")[0])
     assert any("segmentation" in a for a in record["annotations"])
     record["file_name"] = str(shutil.copy(record["file_name"], tmp_path / "image.png"))
     box_only = copy.deepcopy(record)
@@ -95,7 +96,7 @@ def _worker(out, opts, records):
         DatasetCatalog.remove("dist_test")
     DatasetCatalog.register("dist_test", lambda: records)
     MetadataCatalog.get("dist_test").set(
-        thing_classes=MetadataCatalog.get("synthetic_shapes_train").thing_classes
+        thing_classes=MetadataCatalog.get("synthetic_shapes_v2_train").thing_classes
     )
 
     # A subclass, not a patch of train_net.Trainer: the single-process run happens in the test
@@ -157,3 +158,37 @@ def test_a_rank_without_masks_neither_fails_nor_hangs(tmp_path):
     for key, value in ranks[0]["weights"].items():
         assert torch.equal(ranks[1]["weights"][key], value), key  # the ranks stayed in sync
         assert torch.isfinite(value).all() if value.is_floating_point() else True
+
+
+def _eval_worker(out, weights):
+    results = train_net.main(
+        train_net.argument_parser().parse_args(
+            ["--config-file", INSTANT, "--eval-only", "OUTPUT_DIR", out, "MODEL.WEIGHTS", weights]
+        )
+    )
+    torch.save(results, os.path.join(out, f"results{comm.get_rank()}.pth"))
+
+
+def test_two_process_evaluation_equals_one_process_gt_box_metrics_included(tmp_path):
+    """Each process evaluates half of the images; the main one gathers both halves, the
+    masks predicted on ground-truth boxes included."""
+    os.environ["OMP_NUM_THREADS"] = "1"
+    train_net.main(
+        train_net.argument_parser().parse_args(
+            ["--config-file", INSTANT, "OUTPUT_DIR", str(tmp_path / "train"), "TEST.EVAL_PERIOD",
+             "0", "DATASETS.TEST", "()", "SOLVER.MAX_ITER", "2"]
+        )
+    )
+    weights = str(tmp_path / "train" / "model_final.pth")
+    results = {}
+    for processes in (1, 2):
+        out = str(tmp_path / f"eval{processes}")
+        launch(_eval_worker, processes, dist_url="auto", args=(out, weights),
+               timeout=timedelta(minutes=2))
+        results[processes] = torch.load(os.path.join(out, "results0.pth"), weights_only=False)
+    assert {"segm_gtbox", "segm_gtbox_A", "segm_gtbox_B"} <= set(results[1])
+    assert results[1]["segm_gtbox"]["mIoU"] > 0
+    for task, metrics in results[1].items():
+        for name, value in metrics.items():
+            other = results[2][task][name]
+            assert other == value or (math.isnan(other) and math.isnan(value)), (task, name)

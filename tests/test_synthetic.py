@@ -1,4 +1,8 @@
-"""The synthetic shapes dataset: determinism, caching, annotation validity, A/B split, clutter."""
+"""The synthetic shapes v2: determinism, caching, annotation validity, classes, splits, registry.
+
+What the design claims about the images (stacks, camouflage, shared appearance) is measured in
+test_synthetic_properties.py.
+"""
 
 import json
 import os
@@ -13,14 +17,18 @@ import maskx_d2  # noqa: F401  (makes detectron2 importable)
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
 from maskx_d2.data.synthetic import (
+    CLASS_PARTS,
+    SHIFTED_MASK_CLASSES,
     SYNTHETIC_CLASSES,
     SYNTHETIC_MASK_CLASSES,
+    SceneParams,
     generate_synthetic_shapes,
     mask_to_polygons,
     register_synthetic_shapes,
 )
-from maskx_d2.data.synthetic_scene import SceneParams, render_scene
-from maskx_d2.data.synthetic_shapes import SHAPES, render_shape
+from maskx_d2.data.synthetic.classes import COLOUR_NAMES, SHAPE_NAMES
+from maskx_d2.data.synthetic.scene import render_scene
+from maskx_d2.data.synthetic.shapes import render_shape
 
 NUM_IMAGES = 40
 
@@ -34,13 +42,6 @@ def train_json(tmp_path_factory):
 def coco(train_json):
     with open(train_json) as f:
         return json.load(f)
-
-
-def _scenes(n, seed=7):
-    """n rendered scenes with 4 objects each, straight from the renderer."""
-    for i in range(n):
-        rng = np.random.default_rng([seed, i])
-        yield render_scene(rng, SYNTHETIC_CLASSES, rng.permutation(len(SYNTHETIC_CLASSES))[:4])
 
 
 def test_generation_is_deterministic(train_json, tmp_path):
@@ -65,15 +66,17 @@ def test_cache_is_reused_and_invalidated(tmp_path):
     generate_synthetic_shapes(str(tmp_path), "val", 2, 5)  # other parameters: regenerate
     with open(path) as f:
         assert len(json.load(f)["images"]) == 2
-    assert sorted(os.listdir(os.path.join(tmp_path, "synthetic_shapes", "val", "images"))) == [
-        "000000.png",
-        "000001.png",
-    ]
+    images = os.path.join(tmp_path, "synthetic_shapes_v2", "val", "images")
+    assert sorted(os.listdir(images)) == ["000000.png", "000001.png"]
+    generate_synthetic_shapes(str(tmp_path), "val", 2, 5, scene=SceneParams(stack_probability=0))
+    with open(path) as f:  # scene parameters are part of the cache key too
+        assert json.load(f)["info"]["params"]["scene"]["stack_probability"] == 0
 
 
 def test_annotations_are_valid_coco(coco):
     assert len(coco["images"]) == NUM_IMAGES
     assert [c["name"] for c in coco["categories"]] == SYNTHETIC_CLASSES
+    ids = {a["id"]: a for a in coco["annotations"]}
     for ann in coco["annotations"]:
         assert ann["iscrowd"] == 0 and ann["segmentation"]
         assert all(len(p) >= 6 and len(p) % 2 == 0 for p in ann["segmentation"])
@@ -87,6 +90,13 @@ def test_annotations_are_valid_coco(coco):
         assert mask[inside == 0].sum() == 0  # the mask lies in its box...
         assert mask[y].any() and mask[y + h - 1].any()  # ...and the box is tight
         assert mask[:, x].any() and mask[:, x + w - 1].any()
+        assert ann["synthetic_role"] in ("single", "back", "front")
+        if ann["synthetic_role"] != "single":  # the two objects of a stack name each other
+            partner = ids[ann["synthetic_partner"]]
+            assert partner["synthetic_partner"] == ann["id"]
+            assert {ann["synthetic_role"], partner["synthetic_role"]} == {"back", "front"}
+            colours = {CLASS_PARTS[a["category_id"] - 1][1] for a in (ann, partner)}
+            assert len(colours) == 2  # a stack never has one colour: its boundary is visible
 
 
 def test_polygons_keep_holes():
@@ -101,22 +111,54 @@ def test_classes_are_balanced(coco):
     counts = np.bincount(
         [a["category_id"] - 1 for a in coco["annotations"]], minlength=len(SYNTHETIC_CLASSES)
     )
-    assert counts.min() >= 0.75 * counts.mean() and counts.max() <= 1.25 * counts.mean()
+    assert counts.min() >= 0.6 * counts.mean() and counts.max() <= 1.4 * counts.mean()
 
 
-def test_ab_split_interleaves_varied_shapes():
-    a, b = set(SYNTHETIC_MASK_CLASSES), set(SYNTHETIC_CLASSES) - set(SYNTHETIC_MASK_CLASSES)
-    assert len(a) == len(b) == 10 and a | b == set(SYNTHETIC_CLASSES)
-    has_cut = {name for name, rings in SHAPES.items() if any(fill == 0 for _, fill in rings)}
-    assert a & has_cut and b & has_cut  # both sets have shapes with holes or bites
-    assert a - has_cut and b - has_cut
+def test_classes_are_every_shape_in_every_colour():
+    assert len(SYNTHETIC_CLASSES) == len(SHAPE_NAMES) * len(COLOUR_NAMES) == 16
+    assert sorted(CLASS_PARTS) == sorted((s, c) for s in SHAPE_NAMES for c in COLOUR_NAMES)
+    assert all(name == f"{c}_{s}" for name, (s, c) in zip(SYNTHETIC_CLASSES, CLASS_PARTS))
+
+
+def _parts(names):
+    return [CLASS_PARTS[SYNTHETIC_CLASSES.index(n)] for n in names]
+
+
+def test_main_split_shares_every_shape_and_colour_between_a_and_b():
+    a = _parts(SYNTHETIC_MASK_CLASSES)
+    b = _parts(set(SYNTHETIC_CLASSES) - set(SYNTHETIC_MASK_CLASSES))
+    assert len(a) == len(b) == 8
+    # The chess board over the 4 x 4 grid: two classes of every shape and colour in each set.
+    for shape in SHAPE_NAMES:
+        assert sum(s == shape for s, _ in a) == sum(s == shape for s, _ in b) == 2
+    for colour in COLOUR_NAMES:
+        assert sum(c == colour for _, c in a) == sum(c == colour for _, c in b) == 2
+
+
+def test_shifted_split_gives_b_colours_that_a_never_has():
+    a = _parts(SHIFTED_MASK_CLASSES)
+    b = _parts(set(SYNTHETIC_CLASSES) - set(SHIFTED_MASK_CLASSES))
+    assert len(a) == len(b) == 8
+    assert not {c for _, c in a} & {c for _, c in b}
+    assert {s for s, _ in a} == {s for s, _ in b} == set(SHAPE_NAMES)
+
+
+def test_stacks_of_one_colour_are_refused():
+    with pytest.raises(ValueError, match="two colours"):
+        red_circle, red_ring = (CLASS_PARTS.index((s, "red")) for s in ("circle", "ring"))
+        render_scene(np.random.default_rng(0), CLASS_PARTS, [(red_circle, red_ring)])
 
 
 def test_later_objects_occlude_earlier_ones():
     params = SceneParams()
-    objects = [o for _, objs in _scenes(30) for o in objs]
+    objects = []
+    for i in range(30):
+        rng = np.random.default_rng([7, i])
+        stack = (CLASS_PARTS.index(("square", "blue")), CLASS_PARTS.index(("cross", "red")))
+        units = [(3 * i % 16, None), stack, ((5 * i + 1) % 16, None)]
+        objects += render_scene(rng, CLASS_PARTS, units, params)[1]
     occluded = [o.visible_mask.sum() < o.full_mask.sum() for o in objects]
-    assert np.mean(occluded) > 0.1
+    assert np.mean(occluded) > 0.3  # every stack's back, some singles
     for o in objects:
         assert not (o.visible_mask & ~o.full_mask).any()
         assert o.visible_mask.sum() >= max(
@@ -124,28 +166,14 @@ def test_later_objects_occlude_earlier_ones():
         )
 
 
-def test_colour_does_not_give_the_mask():
-    """Thresholding the image around an object's mean colour must not recover its mask.
-
-    With a plain background this segmentation has a median IoU of 1.0; the camouflaged clutter
-    and textured objects of the generator bring it to about 0.5.
-    """
-    ious = []
-    for image, objects in _scenes(30):
-        image = image.astype(np.int32)
-        for o in objects:
-            close = np.abs(image - image[o.visible_mask].mean(axis=0)).max(axis=-1) <= 40
-            ious.append((close & o.visible_mask).sum() / (close | o.visible_mask).sum())
-    assert np.median(ious) < 0.7
-
-
 @pytest.fixture
 def registered_shapes(tmp_path):
     """Small synthetic splits registered under tmp_path; unregistered after the test."""
     splits = {
-        "test_shapes_train": ("train", 6, 0, True, True),
-        "test_shapes_train_full": ("train", 6, 0, False, True),
-        "test_shapes_val": ("val", 4, 1, True, False),
+        "test_shapes_train": ("train", 6, 0, SYNTHETIC_MASK_CLASSES, True),
+        "test_shapes_train_full": ("train", 6, 0, None, True),
+        "test_shapes_val": ("val", 4, 1, SYNTHETIC_MASK_CLASSES, False),
+        "test_shapes_shifted_val": ("val", 4, 1, SHIFTED_MASK_CLASSES, False),
     }
     register_synthetic_shapes(str(tmp_path), splits)
     yield str(tmp_path)
@@ -156,7 +184,7 @@ def registered_shapes(tmp_path):
 
 def test_registration_loads_through_dataset_catalog(registered_shapes):
     root = registered_shapes
-    assert not os.path.exists(os.path.join(root, "synthetic_shapes"))  # lazy
+    assert not os.path.exists(os.path.join(root, "synthetic_shapes_v2"))  # lazy
     a_ids = sorted(SYNTHETIC_CLASSES.index(n) + 1 for n in SYNTHETIC_MASK_CLASSES)
     a_contiguous = {i - 1 for i in a_ids}
 
@@ -175,6 +203,9 @@ def test_registration_loads_through_dataset_catalog(registered_shapes):
         assert meta.mask_category_ids == a_ids and meta.evaluator_type == "coco_partial"
         assert meta.thing_classes == SYNTHETIC_CLASSES
     assert MetadataCatalog.get("test_shapes_train_full").get("mask_category_ids") is None
+    shifted = MetadataCatalog.get("test_shapes_shifted_val").mask_category_ids
+    assert shifted == sorted(SYNTHETIC_CLASSES.index(n) + 1 for n in SHIFTED_MASK_CLASSES)
+    assert DatasetCatalog.get("test_shapes_shifted_val") == val  # the same images
 
 
 def test_later_loads_reuse_the_generated_split(registered_shapes):
@@ -185,7 +216,17 @@ def test_later_loads_reuse_the_generated_split(registered_shapes):
     assert os.stat(json_file).st_mtime_ns == stamp  # checked against the manifest, not rewritten
 
 
+def test_dataset_root_expands_the_home_directory(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    register_synthetic_shapes("~/data", {"test_shapes_home": ("val", 2, 3, None, False)})
+    try:
+        assert MetadataCatalog.get("test_shapes_home").json_file.startswith(str(tmp_path))
+    finally:
+        DatasetCatalog.remove("test_shapes_home")
+        MetadataCatalog.remove("test_shapes_home")
+
+
 def test_default_datasets_are_registered():
-    for name in ("synthetic_shapes_train", "synthetic_shapes_train_full", "synthetic_shapes_val"):
-        assert name in DatasetCatalog.list()
-    assert len(MetadataCatalog.get("synthetic_shapes_train").mask_category_ids) == 10
+    for split in ("train", "train_full", "val", "val_mini", "shifted_train", "shifted_val"):
+        assert f"synthetic_shapes_v2_{split}" in DatasetCatalog.list()
+    assert len(MetadataCatalog.get("synthetic_shapes_v2_train").mask_category_ids) == 8

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 
 import pytest
 from pipeline_fixtures import INSTANT
@@ -9,6 +10,7 @@ from pipeline_fixtures import INSTANT
 import train_net
 
 GROUPS = {"bbox", "segm", "bbox_A", "segm_A", "bbox_B", "segm_B"}
+GT_BOX_GROUPS = {"segm_gtbox", "segm_gtbox_A", "segm_gtbox_B"}
 
 
 def _run(*argv):
@@ -43,7 +45,9 @@ def test_train_writes_checkpoints_logs_and_ab_results(trained):
     # Training ends with an evaluation on DATASETS.TEST that reports sets A and B, as a table.
     with open(os.path.join(out, "log.txt")) as f:
         log = f.read()
-    assert "Results on synthetic_shapes_val_mini" in log and "| segm   | B " in log
+    assert "Evaluation results for synthetic_shapes_v2_val_mini" in log
+    for task in ("bbox", "segm", "segm_gtbox"):  # one table, masks on GT boxes included
+        assert re.search(rf"\| {task} +\| B +\|", log), task
 
 
 def test_resume_continues_from_the_last_checkpoint(trained):
@@ -67,9 +71,25 @@ def test_eval_only_reports_all_a_and_b(trained):
         "MODEL.WEIGHTS",
         os.path.join(out, "model_final.pth"),
     )
-    assert GROUPS <= set(results)
+    assert GROUPS | GT_BOX_GROUPS <= set(results)
     for key in GROUPS:
         assert set(results[key]) >= {"AP", "AP50", "AP75", "APs", "APm", "APl"}
+    for key in GT_BOX_GROUPS:
+        assert set(results[key]) == {"mIoU", "AP", "AP50", "AP75"}
+    off = _run(
+        "--config-file",
+        INSTANT,
+        "--eval-only",
+        "OUTPUT_DIR",
+        out,
+        "MODEL.WEIGHTS",
+        os.path.join(out, "model_final.pth"),
+        "TEST.MASKX.GT_BOX_EVAL",
+        "False",
+    )
+    assert GROUPS <= set(off) and not GT_BOX_GROUPS & set(off)
+    # The standard numbers do not depend on it.
+    assert off["segm_B"] == pytest.approx(results["segm_B"], nan_ok=True)
 
 
 def test_dataset_module_registers_user_data(tmp_path):

@@ -9,6 +9,10 @@ defines no precision for a category without ground truth), the same convention d
 for metrics it cannot compute. Ground truth with box-only instances is evaluated as
 box_only_ground_truth.py says: no mask AP when no instance has a mask, box-only instances as
 ignore regions for mask AP when some have one.
+
+When the model's outputs carry masks predicted on the ground-truth boxes (``train_net.py`` with
+``TEST.MASKX.GT_BOX_EVAL``, see gt_box_inference.py), the same table also reports their mean
+mask IoU and mask AP (``segm_gtbox``, ``segm_gtbox_A``, ``segm_gtbox_B``; gt_box_metrics.py).
 """
 
 import contextlib
@@ -18,11 +22,15 @@ from typing import Dict, List, Optional
 
 from detectron2.data import MetadataCatalog
 from detectron2.evaluation import COCOEvaluator
+from detectron2.evaluation.coco_evaluation import instances_to_coco_json
+from detectron2.utils import comm
 
 from maskx_d2.compat import CompiledOpsUnavailable, compiled_ops_available
 
 from .box_only_ground_truth import box_only_annotation_ids, masks_with_box_only_ignored
 from .category_summary import METRICS, format_ab_table, summarize_categories
+from .gt_box_inference import OUTPUT_KEY as GT_BOX_OUTPUT_KEY
+from .gt_box_metrics import gt_box_mask_metrics
 
 __all__ = [
     "PartiallySupervisedCOCOEvaluator",
@@ -67,7 +75,9 @@ class PartiallySupervisedCOCOEvaluator(COCOEvaluator):
     per-category AP, and ``bbox_A``, ``segm_A``, ``bbox_B``, ``segm_B`` with the six metrics
     only. A is the dataset metadata's ``mask_category_ids``; B is every other category of the
     ground-truth json. Without ``mask_category_ids`` only the overall tasks are reported; for a
-    model without masks, or ground truth without masks, only the box tasks. After
+    model without masks, or ground truth without masks, only the box tasks. Outputs with
+    ``gt_box_instances`` add ``segm_gtbox``, ``segm_gtbox_A`` and ``segm_gtbox_B`` (mIoU, AP,
+    AP50, AP75 of the masks predicted on ground-truth boxes). After
     :meth:`evaluate`, :attr:`summary_table` holds the table that was logged (empty if nothing
     was evaluated, e.g. on non-main ranks).
     """
@@ -100,6 +110,8 @@ class PartiallySupervisedCOCOEvaluator(COCOEvaluator):
         # None: the json's annotations serve every task. Otherwise the ground truth for mask AP.
         self._segm_coco_api = None
         self._no_mask_ground_truth = False
+        self._gt_box_predictions: List[dict] = []  # COCO results with "ann_id", this process
+        self._all_gt_box_predictions: List[dict] = []  # every process's, after evaluate()
         if self._do_evaluation:
             self._check_mask_ground_truth(dataset_name, tasks)
 
@@ -118,7 +130,7 @@ class PartiallySupervisedCOCOEvaluator(COCOEvaluator):
             self._no_mask_ground_truth = True
             logger.warning(
                 f"No ground-truth instance of '{dataset_name}' ({source}) has a mask: only box "
-                "AP will be computed."
+                "AP will be computed (no mask AP, no mask metrics on ground-truth boxes)."
             )
             return
         self._segm_coco_api = masks_with_box_only_ignored(self._coco_api, box_only)
@@ -170,6 +182,49 @@ class PartiallySupervisedCOCOEvaluator(COCOEvaluator):
     def reset(self):
         super().reset()
         self.summary_table = ""
+        self._gt_box_predictions = []
+
+    def process(self, inputs, outputs):
+        super().process(inputs, outputs)
+        for input, output in zip(inputs, outputs):
+            if GT_BOX_OUTPUT_KEY not in output:
+                continue
+            instances = output[GT_BOX_OUTPUT_KEY].to(self._cpu_device)
+            results = instances_to_coco_json(instances, input["image_id"])
+            for result, ann_id in zip(results, instances.gt_ann_ids.tolist()):
+                result["ann_id"] = ann_id
+            self._gt_box_predictions.extend(results)
+
+    def evaluate(self, img_ids=None):
+        # The parent gathers its own predictions; the GT-box ones are gathered here, on every
+        # process (gather is collective), before the parent returns early on non-main ones.
+        if self._distributed:
+            comm.synchronize()
+            gathered = comm.gather(self._gt_box_predictions, dst=0)
+            self._all_gt_box_predictions = list(itertools.chain(*gathered))
+        else:
+            self._all_gt_box_predictions = self._gt_box_predictions
+        return super().evaluate(img_ids)
+
+    def _eval_gt_box_predictions(self, img_ids) -> None:
+        """Mean mask IoU and mask AP of the masks predicted on ground-truth boxes."""
+        results = [dict(r) for r in self._all_gt_box_predictions]
+        if not results:
+            return
+        reverse_id_mapping = {
+            v: k for k, v in self._metadata.thing_dataset_id_to_contiguous_id.items()
+        }
+        for r in results:
+            r["category_id"] = reverse_id_mapping[r["category_id"]]
+        self._results.update(
+            gt_box_mask_metrics(
+                self._coco_api,
+                results,
+                self._groups,
+                coco_gt_for_ap=self._segm_coco_api,
+                img_ids=img_ids,
+            )
+        )
 
     def _category_groups(self, dataset_name: str) -> Dict[str, List[int]]:
         """{"A": ids, "B": ids} from the metadata, or {} when the dataset has no A/B split."""
@@ -207,9 +262,13 @@ class PartiallySupervisedCOCOEvaluator(COCOEvaluator):
                 key = f"{task}_{group}"
                 if key in self._group_results:
                     self._results[key] = self._group_results[key]
+        self._eval_gt_box_predictions(img_ids)
         if self._results:
             self.summary_table = format_ab_table(self._results)
-            logger.info("COCO AP on all classes, set A and set B:\n" + self.summary_table)
+            logger.info(
+                "COCO AP on all classes, set A and set B (segm_gtbox: masks predicted on the "
+                "ground-truth boxes, mIoU = mean mask IoU):\n" + self.summary_table
+            )
 
     def _derive_coco_results(self, coco_eval, iou_type, class_names=None):
         results = super()._derive_coco_results(coco_eval, iou_type, class_names=class_names)

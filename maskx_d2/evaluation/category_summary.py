@@ -53,19 +53,23 @@ def summarize_categories(coco_eval, cat_ids: Sequence[int]) -> Dict[str, float]:
 
 
 def format_ab_table(results: Mapping[str, Mapping[str, float]]) -> str:
-    """One table, rows (bbox, segm) x (all, A, B), columns AP AP50 AP75 APs APm APl.
+    """One table, rows (bbox, segm, segm_gtbox) x (all, A, B), columns AP AP50 AP75 APs APm APl
+    mIoU.
 
     ``results`` is what :class:`PartiallySupervisedCOCOEvaluator` returns (the keys ``bbox``,
-    ``segm``, ``bbox_A``, ...); missing tasks or groups are left out.
+    ``segm``, ``bbox_A``, ..., ``segm_gtbox_B``); missing tasks, groups and fields are left out
+    (empty cells).
     """
+    columns = METRICS + ("mIoU",)
     rows = []
-    for task in ("bbox", "segm"):
+    for task in ("bbox", "segm", "segm_gtbox"):
         for group, key in (("all", task), ("A", f"{task}_A"), ("B", f"{task}_B")):
             if key in results:
-                rows.append([task, group] + [results[key].get(m, float("nan")) for m in METRICS])
+                rows.append([task, group] + [results[key].get(m, "") for m in columns])
+    used = [i for i, _ in enumerate(columns) if any(row[2 + i] != "" for row in rows)]
     return tabulate(
-        rows,
-        headers=["task", "classes", *METRICS],
+        [row[:2] + [row[2 + i] for i in used] for row in rows],
+        headers=["task", "classes"] + [columns[i] for i in used],
         tablefmt="pipe",
         floatfmt=".3f",
         numalign="left",

@@ -1,0 +1,38 @@
+"""The classes of the synthetic shapes v2 and their A/B splits.
+
+A class is a (shape, colour) pair: 4 shapes times 4 colours, named ``<colour>_<shape>``, with
+category ids 1..16 in :data:`SYNTHETIC_CLASSES` order. With as many shapes as colours, the chess
+board split gives A and B the same number of classes of every shape and of every colour.
+"""
+
+from .scene import PALETTE
+
+__all__ = [
+    "CLASS_PARTS",
+    "COLOUR_NAMES",
+    "SHAPE_NAMES",
+    "SHIFTED_MASK_CLASSES",
+    "UNSTACKABLE_SHAPES",
+    "SYNTHETIC_CLASSES",
+    "SYNTHETIC_MASK_CLASSES",
+]
+
+SHAPE_NAMES = ("circle", "square", "cross", "ring")
+# Pairs of shapes that never form a stack: a circle on a circle of nearly its size leaves too
+# little of it visible (every other pair of shapes can, in one order or the other).
+UNSTACKABLE_SHAPES = {("circle", "circle")}
+COLOUR_NAMES = tuple(PALETTE)  # red, yellow, green, blue
+# (shape, colour) of each class, in category id order.
+CLASS_PARTS = [(shape, colour) for shape in SHAPE_NAMES for colour in COLOUR_NAMES]
+SYNTHETIC_CLASSES = [f"{colour}_{shape}" for shape, colour in CLASS_PARTS]
+# Set A of the main split: a chess board over (shape, colour), so each shape and each colour has
+# two classes in A and two in B.
+SYNTHETIC_MASK_CLASSES = [
+    name
+    for name, (shape, colour) in zip(SYNTHETIC_CLASSES, CLASS_PARTS)
+    if (SHAPE_NAMES.index(shape) + COLOUR_NAMES.index(colour)) % 2 == 0
+]
+# Set A of the appearance-shifted split: two colours have masks, the other two boxes only.
+SHIFTED_MASK_CLASSES = [
+    name for name, (_, colour) in zip(SYNTHETIC_CLASSES, CLASS_PARTS) if colour in ("red", "yellow")
+]

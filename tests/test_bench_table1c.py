@@ -1,0 +1,72 @@
+"""bench/bench_synthetic_table1c.py: reading detectron2's metrics.json, the gap share and the
+report, on metrics files written here (training runs belong to the benchmark itself)."""
+
+import json
+import math
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "bench"))
+import bench_synthetic_table1c as bench  # noqa: E402
+
+
+def _write_metrics(path, records):
+    os.makedirs(path, exist_ok=True)
+    with open(os.path.join(path, "metrics.json"), "w") as f:
+        for r in records:
+            f.write(json.dumps(r) + "\n")
+
+
+def _eval(gtbox_b, prefix="", **extra):
+    keys = {"bbox_A/AP": 70.0, "bbox_B/AP": 65.0, "segm_A/AP": 50.0, "segm_B/AP": 40.0,
+            "segm_gtbox_A/mIoU": 80.0, "segm_gtbox_B/mIoU": gtbox_b, "segm_gtbox_B/AP": 45.0}
+    keys.update(extra)
+    return {prefix + k: v for k, v in keys.items()}
+
+
+def test_final_results_takes_the_last_evaluation_of_the_dataset(tmp_path):
+    out = str(tmp_path / "run")
+    _write_metrics(out, [{"iteration": 5, "total_loss": 1.0}, dict(_eval(50.0), iteration=9),
+                         {"iteration": 10, "total_loss": 0.5}, dict(_eval(60.0), iteration=10)])
+    assert bench.final_results(out, bench.MAIN_VAL)["segm_gtbox_B/mIoU"] == 60.0
+
+    two = str(tmp_path / "two")  # several test sets: detectron2 prefixes the dataset's name
+    _write_metrics(two, [{**_eval(70.0, prefix=bench.MAIN_VAL + "/"),
+                          **_eval(55.0, prefix=bench.SHIFTED_VAL + "/")}])
+    assert bench.final_results(two, bench.MAIN_VAL)["segm_gtbox_B/mIoU"] == 70.0
+    assert bench.final_results(two, bench.SHIFTED_VAL)["segm_gtbox_B/mIoU"] == 55.0
+
+    unfinished = str(tmp_path / "unfinished")
+    _write_metrics(unfinished, [{"iteration": 5, "total_loss": 1.0}])
+    with pytest.raises(RuntimeError, match="no evaluation"):
+        bench.final_results(unfinished, bench.MAIN_VAL)
+    with pytest.raises(FileNotFoundError):
+        bench.final_results(str(tmp_path / "missing"), bench.MAIN_VAL)
+
+
+def test_gap_closed():
+    assert bench.gap_closed(60.0, 50.0, 80.0) == pytest.approx(1 / 3)
+    assert bench.gap_closed(85.0, 50.0, 80.0) == pytest.approx(7 / 6)  # above the oracle
+    assert math.isnan(bench.gap_closed(60.0, 50.0, 50.0))  # no gap to close
+
+
+def test_report_gives_mean_spread_and_gap_share(tmp_path):
+    work = str(tmp_path)
+    miou = {"class-agnostic": (50.0, 52.0), "transfer-mlp": (60.0, 62.0), "oracle": (80.0, 82.0)}
+    for key, values in miou.items():
+        for seed, value in zip((1, 2), values):
+            prefix = bench.MAIN_VAL + "/" if key == "oracle" else ""
+            record = _eval(value, prefix=prefix)
+            if key == "oracle":
+                record.update(_eval(value - 10, prefix=bench.SHIFTED_VAL + "/"))
+            _write_metrics(os.path.join(work, f"seed{seed}", key), [record])
+    text = bench.report(work, [1, 2], "cmd", "machine")
+    row = next(line for line in text.splitlines() if line.startswith("| transfer+MLP, cls+box (main"))
+    assert "| 2 |" in row and "61.0 (60.0-62.0)" in row and row.endswith("| 33% |")
+    oracle = next(line for line in text.splitlines() if line.startswith("| oracle"))
+    assert "81.0 (80.0-82.0)" in oracle
+    # The shifted table has the oracle regrouped by the shifted split, and no other run yet.
+    shifted = text.split("Appearance-shifted")[1]
+    assert "71.0 (70.0-72.0)" in shifted and "transfer+MLP" not in shifted
