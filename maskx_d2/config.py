@@ -18,12 +18,6 @@ def add_maskx_config(cfg):
     #   "class_specific": one learned 1x1-conv channel per class (plain Mask R-CNN; the
     #                     fully supervised oracle when every class has masks).
     _C.MODEL.MASKX.MASK_PREDICTOR = "transfer"
-    # Std of the normal init of the learned 1x1-conv mask weights of "class_specific" and
-    # "class_agnostic" (detectron2 and the paper: 0.001). With such a small start the shared
-    # FCN gets almost no gradient until those weights have grown, which takes long when each of
-    # K channels learns from 1/K of the RoIs: short schedules (the synthetic benchmark) use a
-    # larger value so that the oracle is not held back by its init (see docs/table1c_synthetic.md).
-    _C.MODEL.MASKX.PREDICTOR_INIT_STD = 0.001
     # Stage-wise training: backbone, RPN and box head are frozen and give no losses; only the
     # mask branch (FCN, T, MLP) trains. Needs MODEL.META_ARCHITECTURE = "MaskXRCNN".
     _C.MODEL.MASKX.FREEZE_DETECTOR = False

@@ -4,8 +4,11 @@ Named ``fuzz_*`` because a conftest fixture is visible to every test: the image 
 unreadable files on purpose.
 """
 
+import itertools
+
 import numpy as np
 import pytest
+from evaluator_fixtures import CATEGORY_IDS, write_gt
 from fuzz_fixtures import GOOD_IMAGES, SEED
 from PIL import Image
 
@@ -13,6 +16,7 @@ import maskx_d2  # noqa: F401  (makes detectron2 importable)
 
 # isort: split
 from detectron2.config import get_cfg
+from detectron2.data import MetadataCatalog
 
 from maskx_d2 import add_maskx_config
 from maskx_d2.data.mapper import PartiallySupervisedDatasetMapper
@@ -53,3 +57,33 @@ def fuzz_mappers():
         PartiallySupervisedDatasetMapper(_mapper_config("polygon"), is_train=True),
         PartiallySupervisedDatasetMapper(_mapper_config("bitmask"), is_train=True),
     ]
+
+
+# The evaluator tests' ground truth (tests/evaluator_fixtures.py) as registered datasets.
+_names = itertools.count()
+
+
+@pytest.fixture
+def register_eval_set(tmp_path):
+    """Register metadata for a gt json; returns a function(json_file, **metadata) -> name."""
+    names = []
+
+    def _register(json_file, **metadata):
+        name = f"maskx_test_eval_{next(_names)}"
+        MetadataCatalog.get(name).set(
+            json_file=json_file,
+            thing_classes=[f"class{c}" for c in CATEGORY_IDS],
+            thing_dataset_id_to_contiguous_id={c: i for i, c in enumerate(CATEGORY_IDS)},
+            **metadata,
+        )
+        names.append(name)
+        return name
+
+    yield _register
+    for name in names:
+        MetadataCatalog.remove(name)
+
+
+@pytest.fixture
+def eval_gt_json(tmp_path):
+    return write_gt(tmp_path / "gt.json")

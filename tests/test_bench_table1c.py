@@ -20,21 +20,42 @@ def _write_metrics(path, records):
 
 
 def _eval(gtbox_b, prefix="", **extra):
-    keys = {"bbox_A/AP": 70.0, "bbox_B/AP": 65.0, "segm_A/AP": 50.0, "segm_B/AP": 40.0,
-            "segm_gtbox_A/mIoU": 80.0, "segm_gtbox_B/mIoU": gtbox_b, "segm_gtbox_B/AP": 45.0}
+    keys = {
+        "bbox_A/AP": 70.0,
+        "bbox_B/AP": 65.0,
+        "segm_A/AP": 50.0,
+        "segm_B/AP": 40.0,
+        "segm_gtbox_A/mIoU": 80.0,
+        "segm_gtbox_B/mIoU": gtbox_b,
+        "segm_gtbox_B/AP": 45.0,
+    }
     keys.update(extra)
     return {prefix + k: v for k, v in keys.items()}
 
 
 def test_final_results_takes_the_last_evaluation_of_the_dataset(tmp_path):
     out = str(tmp_path / "run")
-    _write_metrics(out, [{"iteration": 5, "total_loss": 1.0}, dict(_eval(50.0), iteration=9),
-                         {"iteration": 10, "total_loss": 0.5}, dict(_eval(60.0), iteration=10)])
+    _write_metrics(
+        out,
+        [
+            {"iteration": 5, "total_loss": 1.0},
+            dict(_eval(50.0), iteration=9),
+            {"iteration": 10, "total_loss": 0.5},
+            dict(_eval(60.0), iteration=10),
+        ],
+    )
     assert bench.final_results(out, bench.MAIN_VAL)["segm_gtbox_B/mIoU"] == 60.0
 
     two = str(tmp_path / "two")  # several test sets: detectron2 prefixes the dataset's name
-    _write_metrics(two, [{**_eval(70.0, prefix=bench.MAIN_VAL + "/"),
-                          **_eval(55.0, prefix=bench.SHIFTED_VAL + "/")}])
+    _write_metrics(
+        two,
+        [
+            {
+                **_eval(70.0, prefix=bench.MAIN_VAL + "/"),
+                **_eval(55.0, prefix=bench.SHIFTED_VAL + "/"),
+            }
+        ],
+    )
     assert bench.final_results(two, bench.MAIN_VAL)["segm_gtbox_B/mIoU"] == 70.0
     assert bench.final_results(two, bench.SHIFTED_VAL)["segm_gtbox_B/mIoU"] == 55.0
 
@@ -63,7 +84,9 @@ def test_report_gives_mean_spread_and_gap_share(tmp_path):
                 record.update(_eval(value - 10, prefix=bench.SHIFTED_VAL + "/"))
             _write_metrics(os.path.join(work, f"seed{seed}", key), [record])
     text = bench.report(work, [1, 2], "cmd", "machine")
-    row = next(line for line in text.splitlines() if line.startswith("| transfer+MLP, cls+box (main"))
+    row = next(
+        line for line in text.splitlines() if line.startswith("| transfer+MLP, cls+box (main")
+    )
     assert "| 2 |" in row and "61.0 (60.0-62.0)" in row and row.endswith("| 33% |")
     oracle = next(line for line in text.splitlines() if line.startswith("| oracle"))
     assert "81.0 (80.0-82.0)" in oracle

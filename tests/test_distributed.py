@@ -175,16 +175,31 @@ def test_two_process_evaluation_equals_one_process_gt_box_metrics_included(tmp_p
     os.environ["OMP_NUM_THREADS"] = "1"
     train_net.main(
         train_net.argument_parser().parse_args(
-            ["--config-file", INSTANT, "OUTPUT_DIR", str(tmp_path / "train"), "TEST.EVAL_PERIOD",
-             "0", "DATASETS.TEST", "()", "SOLVER.MAX_ITER", "2"]
+            [
+                "--config-file",
+                INSTANT,
+                "OUTPUT_DIR",
+                str(tmp_path / "train"),
+                "TEST.EVAL_PERIOD",
+                "0",
+                "DATASETS.TEST",
+                "()",
+                "SOLVER.MAX_ITER",
+                "2",
+            ]
         )
     )
     weights = str(tmp_path / "train" / "model_final.pth")
     results = {}
     for processes in (1, 2):
         out = str(tmp_path / f"eval{processes}")
-        launch(_eval_worker, processes, dist_url="auto", args=(out, weights),
-               timeout=timedelta(minutes=2))
+        launch(
+            _eval_worker,
+            processes,
+            dist_url="auto",
+            args=(out, weights),
+            timeout=timedelta(minutes=2),
+        )
         results[processes] = torch.load(os.path.join(out, "results0.pth"), weights_only=False)
     assert {"segm_gtbox", "segm_gtbox_A", "segm_gtbox_B"} <= set(results[1])
     assert results[1]["segm_gtbox"]["mIoU"] > 0

@@ -1,6 +1,6 @@
 """The A/B evaluator on ground truth with box-only instances (box_only_ground_truth.py).
 
-Uses the ground truth and detections of test_evaluator.py. All instances box-only: box AP only,
+Uses the ground truth and detections of evaluator_fixtures.py. All instances box-only: box AP only,
 equal to pycocotools'. Some box-only: box AP uses every instance, and mask AP does not change
 when the detections of the box-only instances are removed (they are neither true nor false
 positives), which would fail if those instances were dropped from the ground truth or kept as
@@ -12,16 +12,15 @@ import logging
 
 import pytest
 from detectron2.data import DatasetCatalog, MetadataCatalog
-from test_evaluator import (  # noqa: F401  (register is a fixture)
+from evaluator_fixtures import (
     DETECTIONS,
     GT,
     SET_A,
     SET_B,
-    _assert_same,
-    _reference,
-    _run,
-    _write_gt,
-    register,
+    assert_same,
+    reference,
+    run,
+    write_gt,
 )
 
 from maskx_d2.evaluation.ab_evaluator import PartiallySupervisedCOCOEvaluator
@@ -31,9 +30,9 @@ BOX_ONLY = {(2, 1), (2, 2)}
 
 
 def _gt_with_box_only(path, box_only):
-    """test_evaluator's ground truth with the (image id, index) instances box-only, half of
+    """The evaluator tests' ground truth with the (image id, index) instances box-only, half of
     them without a ``segmentation`` key and half with ``segmentation: []``."""
-    _write_gt(path)
+    write_gt(path)
     data = json.loads(path.read_text())
     index = {(i, k): n for n, (i, k) in enumerate((i, k) for i in GT for k in range(len(GT[i])))}
     for number, key in enumerate(sorted(box_only)):
@@ -46,17 +45,17 @@ def _gt_with_box_only(path, box_only):
     return str(path)
 
 
-def test_without_any_mask_only_box_ap(tmp_path, register, caplog):  # noqa: F811 (fixture)
+def test_without_any_mask_only_box_ap(tmp_path, register_eval_set, caplog):
     every = {(i, k) for i in GT for k in range(len(GT[i]))}
     gt_file = _gt_with_box_only(tmp_path / "boxes.json", every)
-    name = register(gt_file, evaluator_type="coco_partial", mask_category_ids=SET_A)
+    name = register_eval_set(gt_file, evaluator_type="coco_partial", mask_category_ids=SET_A)
     with caplog.at_level(logging.WARNING, logger="maskx_d2.evaluation"):
         evaluator = PartiallySupervisedCOCOEvaluator(name)
     assert "only box AP" in caplog.text and gt_file in caplog.text
 
-    results = _run(evaluator)  # the model predicts masks; they have nothing to match
+    results = run(evaluator)  # the model predicts masks; they have nothing to match
     assert set(results) == {"bbox", "bbox_A", "bbox_B"}
-    _assert_same(results["bbox_B"], _reference(gt_file, "bbox", SET_B))
+    assert_same(results["bbox_B"], reference(gt_file, "bbox", SET_B))
 
     with pytest.raises(ValueError, match="no ground-truth masks"):
         PartiallySupervisedCOCOEvaluator(name, tasks=("segm",))
@@ -77,10 +76,10 @@ def _without_detections_of(detections, box_only):
 
 
 def test_some_masks_box_only_instances_are_ignored_in_mask_ap(
-    tmp_path, register, monkeypatch, caplog  # noqa: F811 (fixture)
+    tmp_path, register_eval_set, monkeypatch, caplog
 ):
     gt_file = _gt_with_box_only(tmp_path / "mixed.json", BOX_ONLY)
-    name = register(gt_file, evaluator_type="coco_partial", mask_category_ids=SET_A)
+    name = register_eval_set(gt_file, evaluator_type="coco_partial", mask_category_ids=SET_A)
     with caplog.at_level(logging.WARNING, logger="maskx_d2.evaluation"):
         evaluator = PartiallySupervisedCOCOEvaluator(name, output_dir=str(tmp_path))
     assert "2 of 11 ground-truth instances" in caplog.text
@@ -89,11 +88,11 @@ def test_some_masks_box_only_instances_are_ignored_in_mask_ap(
     # false positive (ground truth dropped) would lower mask AP on B.
     detections = {i: list(d) for i, d in DETECTIONS.items()}
     detections[2][1] = (*detections[2][1][:2], 0.99)
-    monkeypatch.setattr("test_evaluator.DETECTIONS", detections)
-    results = _run(evaluator)
+    monkeypatch.setattr("evaluator_fixtures.DETECTIONS", detections)
+    results = run(evaluator)
     assert set(results) == {"bbox", "segm", "bbox_A", "segm_A", "bbox_B", "segm_B"}
     for key, cat_ids in (("bbox", [1, 3, 7, 9]), ("bbox_B", SET_B)):
-        _assert_same(results[key], _reference(gt_file, "bbox", cat_ids))
+        assert_same(results[key], reference(gt_file, "bbox", cat_ids))
     # The results file is written once, with dataset category ids (not mapped twice).
     saved = json.loads((tmp_path / "coco_instances_results.json").read_text())
     assert len(saved) == sum(len(d) for d in DETECTIONS.values())
@@ -101,20 +100,20 @@ def test_some_masks_box_only_instances_are_ignored_in_mask_ap(
 
     fewer = _without_detections_of(detections, BOX_ONLY)
     assert sum(map(len, fewer.values())) == sum(map(len, detections.values())) - 1
-    monkeypatch.setattr("test_evaluator.DETECTIONS", fewer)
-    fewer_results = _run(evaluator)
+    monkeypatch.setattr("evaluator_fixtures.DETECTIONS", fewer)
+    fewer_results = run(evaluator)
     for key in ("segm", "segm_A", "segm_B"):
-        _assert_same(fewer_results[key], results[key])
+        assert_same(fewer_results[key], results[key])
     # ... while box AP does count that detection: the comparison above is not vacuous.
     assert fewer_results["bbox_B"]["AP"] < results["bbox_B"]["AP"]
 
 
-def test_box_only_dicts_convert_and_evaluate(tmp_path, register):  # noqa: F811 (fixture)
+def test_box_only_dicts_convert_and_evaluate(tmp_path, register_eval_set):
     """A dataset registered as dicts without segmentation (as Visual Genome is): detectron2
     converts it to COCO json for evaluation, which then has no masks."""
-    gt_file = _write_gt(tmp_path / "gt.json")
+    gt_file = write_gt(tmp_path / "gt.json")
     gt = json.loads((tmp_path / "gt.json").read_text())
-    name = register(gt_file, evaluator_type="coco_partial", mask_category_ids=SET_A)
+    name = register_eval_set(gt_file, evaluator_type="coco_partial", mask_category_ids=SET_A)
     # Without json_file detectron2 converts the registered dicts to COCO json itself.
     MetadataCatalog.get(name).__dict__.pop("json_file")
     dicts = [
@@ -137,11 +136,11 @@ def test_box_only_dicts_convert_and_evaluate(tmp_path, register):  # noqa: F811 
     ]
     DatasetCatalog.register(name, lambda: dicts)
     try:
-        results = _run(PartiallySupervisedCOCOEvaluator(name, output_dir=str(tmp_path)))
+        results = run(PartiallySupervisedCOCOEvaluator(name, output_dir=str(tmp_path)))
     finally:
         DatasetCatalog.remove(name)
     assert set(results) == {"bbox", "bbox_A", "bbox_B"}
-    _assert_same(results["bbox"], _reference(gt_file, "bbox", [1, 3, 7, 9]))
+    assert_same(results["bbox"], reference(gt_file, "bbox", [1, 3, 7, 9]))
 
 
 def test_visual_genome_val_gets_box_ap_only(tmp_path):

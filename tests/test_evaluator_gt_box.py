@@ -18,19 +18,18 @@ import pycocotools.mask as mask_util
 import pytest
 import torch
 from detectron2.structures import Boxes, Instances
-from pycocotools.coco import COCO
-from pycocotools.cocoeval import COCOeval
-from test_evaluator import (  # noqa: F401  (register is a fixture)
+from evaluator_fixtures import (
     CATEGORY_IDS,
     GT,
     SET_A,
     SET_B,
     H,
     W,
-    _instances,
-    _write_gt,
-    register,
+    instances,
+    write_gt,
 )
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
 
 from maskx_d2.evaluation.ab_evaluator import PartiallySupervisedCOCOEvaluator
 from maskx_d2.evaluation.gt_box_metrics import GT_BOX_FIELDS, gt_box_mask_metrics
@@ -38,7 +37,7 @@ from maskx_d2.evaluation.gt_box_metrics import GT_BOX_FIELDS, gt_box_mask_metric
 KEYS = {"segm_gtbox", "segm_gtbox_A", "segm_gtbox_B"}
 
 
-def _shift(mask: np.ndarray, dx: int, dy: int) -> np.ndarray:
+def _moved(mask: np.ndarray, dx: int, dy: int) -> np.ndarray:
     """The mask moved by (dx, dy) pixels, zero-filled (no wrap-around)."""
     out = np.zeros_like(mask)
     h, w = mask.shape
@@ -68,13 +67,13 @@ def _outputs(coco, shift=(0, 0), skip=()):
         inst.scores = torch.ones(len(anns))
         inst.gt_ann_ids = torch.tensor([a["id"] for a in anns], dtype=torch.int64)
         inst.pred_masks = torch.from_numpy(
-            np.stack([_shift(masks[a["id"]], *shift) for a in anns]).astype(bool)
+            np.stack([_moved(masks[a["id"]], *shift) for a in anns]).astype(bool)
             if anns
             else np.zeros((0, H, W), dtype=bool)
         )
         yield (
             [{"image_id": image_id, "height": H, "width": W}],
-            [{"instances": _instances(image_id), "gt_box_instances": inst}],
+            [{"instances": instances(image_id), "gt_box_instances": inst}],
         )
 
 
@@ -92,7 +91,7 @@ def _reference_miou(coco, shift, cat_ids):
     for c in cat_ids:
         ious = []
         for a in coco.loadAnns(coco.getAnnIds(catIds=[c])):
-            gt, pred = masks[a["id"]].astype(bool), _shift(masks[a["id"]], *shift).astype(bool)
+            gt, pred = masks[a["id"]].astype(bool), _moved(masks[a["id"]], *shift).astype(bool)
             ious.append((gt & pred).sum() / (gt | pred).sum())
         if ious:
             per_category.append(np.mean(ious))
@@ -106,11 +105,15 @@ def _reference_ap(gt_file, shift, cat_ids):
         masks = _gt_masks(coco)
         results = []
         for a in coco.dataset["annotations"]:
-            rle = mask_util.encode(np.asfortranarray(_shift(masks[a["id"]], *shift)))
+            rle = mask_util.encode(np.asfortranarray(_moved(masks[a["id"]], *shift)))
             rle["counts"] = rle["counts"].decode()
             results.append(
-                {"image_id": a["image_id"], "category_id": a["category_id"], "score": 1.0,
-                 "segmentation": rle}
+                {
+                    "image_id": a["image_id"],
+                    "category_id": a["category_id"],
+                    "score": 1.0,
+                    "segmentation": rle,
+                }
             )
         coco_eval = COCOeval(coco, coco.loadRes(results), "segm")
         coco_eval.params.catIds = cat_ids
@@ -122,7 +125,7 @@ def _reference_ap(gt_file, shift, cat_ids):
 
 @pytest.fixture
 def gt_file(tmp_path):
-    return _write_gt(tmp_path / "gt.json")
+    return write_gt(tmp_path / "gt.json")
 
 
 @pytest.fixture
@@ -131,8 +134,8 @@ def coco(gt_file):
         return COCO(gt_file)
 
 
-def test_masks_equal_to_the_ground_truth_score_100(gt_file, coco, register):
-    name = register(gt_file, evaluator_type="coco_partial", mask_category_ids=SET_A)
+def test_masks_equal_to_the_ground_truth_score_100(gt_file, coco, register_eval_set):
+    name = register_eval_set(gt_file, evaluator_type="coco_partial", mask_category_ids=SET_A)
     results = _evaluate(PartiallySupervisedCOCOEvaluator(name), coco)
     assert KEYS <= set(results)
     for key in KEYS:
@@ -142,13 +145,18 @@ def test_masks_equal_to_the_ground_truth_score_100(gt_file, coco, register):
 
 
 @pytest.mark.parametrize("shift", [(3, 0), (0, -5), (4, 4)])
-def test_shifted_masks_match_numpy_iou_and_pycocotools(gt_file, coco, register, shift, caplog):
-    name = register(gt_file, evaluator_type="coco_partial", mask_category_ids=SET_A)
+def test_shifted_masks_match_numpy_iou_and_pycocotools(
+    gt_file, coco, register_eval_set, shift, caplog
+):
+    name = register_eval_set(gt_file, evaluator_type="coco_partial", mask_category_ids=SET_A)
     evaluator = PartiallySupervisedCOCOEvaluator(name)
     with caplog.at_level(logging.INFO, logger="maskx_d2.evaluation"):
         results = _evaluate(evaluator, coco, shift=shift)
-    for key, cat_ids in (("segm_gtbox", CATEGORY_IDS), ("segm_gtbox_A", SET_A),
-                         ("segm_gtbox_B", SET_B)):
+    for key, cat_ids in (
+        ("segm_gtbox", CATEGORY_IDS),
+        ("segm_gtbox_A", SET_A),
+        ("segm_gtbox_B", SET_B),
+    ):
         expected_miou = _reference_miou(coco, shift, cat_ids)
         assert 20 < expected_miou < 95  # the shift matters, and not totally
         assert results[key]["mIoU"] == pytest.approx(expected_miou, abs=1e-6)
@@ -160,22 +168,24 @@ def test_shifted_masks_match_numpy_iou_and_pycocotools(gt_file, coco, register, 
     assert table in caplog.text
     header = [c.strip() for c in table.splitlines()[0].strip("|").split("|")]
     assert header[-1] == "mIoU"
-    rows = {tuple(c.strip() for c in line.strip("|").split("|")[:2]): line
-            for line in table.splitlines()[2:]}
+    rows = {
+        tuple(c.strip() for c in line.strip("|").split("|")[:2]): line
+        for line in table.splitlines()[2:]
+    }
     assert set(rows) == {(t, g) for t in ("bbox", "segm", "segm_gtbox") for g in ("all", "A", "B")}
     assert f"{results['segm_gtbox_B']['mIoU']:.3f}" in rows[("segm_gtbox", "B")]
 
 
-def test_the_standard_metrics_do_not_change(gt_file, coco, register):
+def test_the_standard_metrics_do_not_change(gt_file, coco, register_eval_set):
     """The GT-box predictions are evaluated on their own, not mixed into the detections."""
-    name = register(gt_file, evaluator_type="coco_partial", mask_category_ids=SET_A)
+    name = register_eval_set(gt_file, evaluator_type="coco_partial", mask_category_ids=SET_A)
     evaluator = PartiallySupervisedCOCOEvaluator(name)
     with_gt_box = _evaluate(evaluator, coco, shift=(2, 1))
     evaluator.reset()
     for image_id in GT:
         evaluator.process(
             [{"image_id": image_id, "height": H, "width": W}],
-            [{"instances": _instances(image_id)}],
+            [{"instances": instances(image_id)}],
         )
     without = evaluator.evaluate()
     assert set(with_gt_box) - set(without) == KEYS
@@ -183,10 +193,10 @@ def test_the_standard_metrics_do_not_change(gt_file, coco, register):
         assert with_gt_box[key] == without[key], key
 
 
-def test_ground_truth_with_box_only_instances(tmp_path, register):
+def test_ground_truth_with_box_onlyinstances(tmp_path, register_eval_set):
     """Box-only instances get no GT-box prediction (nothing to compare with) and are ignore
     regions for the AP, as in the standard mask AP: the score stays 100 for exact masks."""
-    gt_file = _write_gt(tmp_path / "gt.json")
+    gt_file = write_gt(tmp_path / "gt.json")
     data = json.loads(open(gt_file).read())
     box_only = {a["id"] for a in data["annotations"] if a["category_id"] == 9}
     for a in data["annotations"]:
@@ -194,8 +204,8 @@ def test_ground_truth_with_box_only_instances(tmp_path, register):
             del a["segmentation"]
     open(gt_file, "w").write(json.dumps(data))
     with contextlib.redirect_stdout(io.StringIO()):
-        coco = COCO(_write_gt(tmp_path / "full.json"))  # masks of the others, for _outputs
-    name = register(gt_file, evaluator_type="coco_partial", mask_category_ids=SET_A)
+        coco = COCO(write_gt(tmp_path / "full.json"))  # masks of the others, for _outputs
+    name = register_eval_set(gt_file, evaluator_type="coco_partial", mask_category_ids=SET_A)
     results = _evaluate(PartiallySupervisedCOCOEvaluator(name), coco, skip=box_only)
     assert results["segm_gtbox_A"]["mIoU"] == pytest.approx(100.0)
     assert results["segm_gtbox_B"]["AP"] == pytest.approx(100.0)  # class 3 only

@@ -52,16 +52,36 @@ def _record(tmp_path):
         "height": 80,
         "width": 120,
         "annotations": [
-            {"id": 1, "bbox": [10, 10, 40, 30], "bbox_mode": BoxMode.XYWH_ABS,
-             "category_id": 3, "segmentation": square},
-            {"id": 2, "bbox": [60, 20, 30, 30], "bbox_mode": BoxMode.XYWH_ABS,
-             "category_id": 4},
-            {"id": 3, "bbox": [0, 50, 40, 20], "bbox_mode": BoxMode.XYWH_ABS,
-             "category_id": 2, "segmentation": square, "iscrowd": 1},
-            {"id": 4, "bbox": [70, 55, 115, 75], "bbox_mode": BoxMode.XYXY_ABS,
-             "category_id": 11, "segmentation": [[70, 55, 115, 55, 115, 75]]},
-            {"id": 5, "bbox": [20, 60, 10, 10], "bbox_mode": BoxMode.XYWH_ABS,
-             "category_id": 5, "segmentation": []},
+            {
+                "id": 1,
+                "bbox": [10, 10, 40, 30],
+                "bbox_mode": BoxMode.XYWH_ABS,
+                "category_id": 3,
+                "segmentation": square,
+            },
+            {"id": 2, "bbox": [60, 20, 30, 30], "bbox_mode": BoxMode.XYWH_ABS, "category_id": 4},
+            {
+                "id": 3,
+                "bbox": [0, 50, 40, 20],
+                "bbox_mode": BoxMode.XYWH_ABS,
+                "category_id": 2,
+                "segmentation": square,
+                "iscrowd": 1,
+            },
+            {
+                "id": 4,
+                "bbox": [70, 55, 115, 75],
+                "bbox_mode": BoxMode.XYXY_ABS,
+                "category_id": 11,
+                "segmentation": [[70, 55, 115, 55, 115, 75]],
+            },
+            {
+                "id": 5,
+                "bbox": [20, 60, 10, 10],
+                "bbox_mode": BoxMode.XYWH_ABS,
+                "category_id": 5,
+                "segmentation": [],
+            },
         ],
     }
 
@@ -97,11 +117,15 @@ def test_every_mask_head_predicts_on_the_ground_truth_boxes(tmp_path, head):
             inputs, detected_instances=[gt_box_instances(inputs[0], inputs[0]["image"].shape[1:])]
         )
     # The detections are the model's own, untouched.
-    assert torch.equal(outputs[0]["instances"].pred_boxes.tensor, plain[0]["instances"].pred_boxes.tensor)
+    assert torch.equal(
+        outputs[0]["instances"].pred_boxes.tensor, plain[0]["instances"].pred_boxes.tensor
+    )
     on_gt = outputs[0]["gt_box_instances"]
     assert on_gt.image_size == (80, 120) and on_gt.pred_masks.shape == (2, 80, 120)
     assert on_gt.gt_ann_ids.tolist() == [1, 4] and on_gt.pred_classes.tolist() == [3, 7]
-    torch.testing.assert_close(on_gt.pred_boxes.tensor, torch.tensor([[10.0, 10, 50, 40], [70, 55, 115, 75]]))
+    torch.testing.assert_close(
+        on_gt.pred_boxes.tensor, torch.tensor([[10.0, 10, 50, 40], [70, 55, 115, 75]])
+    )
     # Equal to detectron2's own path on given boxes (which runs the backbone again).
     expected = reference[0]["instances"]
     assert torch.equal(on_gt.pred_masks, expected.pred_masks)

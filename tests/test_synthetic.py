@@ -154,7 +154,7 @@ def test_later_objects_occlude_earlier_ones():
     objects = []
     for i in range(30):
         rng = np.random.default_rng([7, i])
-        stack = (CLASS_PARTS.index(("square", "blue")), CLASS_PARTS.index(("cross", "red")))
+        stack = (CLASS_PARTS.index(("circle", "blue")), CLASS_PARTS.index(("cross", "red")))
         units = [(3 * i % 16, None), stack, ((5 * i + 1) % 16, None)]
         objects += render_scene(rng, CLASS_PARTS, units, params)[1]
     occluded = [o.visible_mask.sum() < o.full_mask.sum() for o in objects]

@@ -55,10 +55,14 @@ def per_class_table(coco: dict, image_dir: str) -> str:
         main = "A" if name in SYNTHETIC_MASK_CLASSES else "B"
         shifted = "A" if name in SHIFTED_MASK_CLASSES else "B"
         lines.append(row(name, anns, main, shifted))
-    for group, names in (("all of A", SYNTHETIC_MASK_CLASSES),
-                         ("all of B", set(SYNTHETIC_CLASSES) - set(SYNTHETIC_MASK_CLASSES))):
+    for group, names in (
+        ("all of A", SYNTHETIC_MASK_CLASSES),
+        ("all of B", set(SYNTHETIC_CLASSES) - set(SYNTHETIC_MASK_CLASSES)),
+    ):
         ids = {SYNTHETIC_CLASSES.index(n) + 1 for n in names}
-        lines.append(row(f"**{group}**", [a for a in coco["annotations"] if a["category_id"] in ids]))
+        lines.append(
+            row(f"**{group}**", [a for a in coco["annotations"] if a["category_id"] in ids])
+        )
     lines.append(row("**all**", coco["annotations"]))
     return "\n".join(lines)
 
@@ -73,12 +77,18 @@ def draw(coco: dict, image_dir: str, path: str, count: int = 8, scale: int = 3) 
         big = cv2.resize(pixels, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
         truth = np.full_like(big, 255)
         for ann in (a for a in coco["annotations"] if a["image_id"] == image["id"]):
-            mask = cv2.resize(masks[ann["id"]].astype(np.uint8), None, fx=scale, fy=scale,
-                              interpolation=cv2.INTER_NEAREST).astype(bool)
+            mask = cv2.resize(
+                masks[ann["id"]].astype(np.uint8),
+                None,
+                fx=scale,
+                fy=scale,
+                interpolation=cv2.INTER_NEAREST,
+            ).astype(bool)
             colour = np.median(pixels[masks[ann["id"]]], axis=0)
             truth[mask] = (0.6 * truth[mask] + 0.4 * colour).astype(np.uint8)
-            contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_LIST,
-                                           cv2.CHAIN_APPROX_NONE)
+            contours, _ = cv2.findContours(
+                mask.astype(np.uint8), cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE
+            )
             cv2.drawContours(truth, contours, -1, (40, 40, 40), 1)
             x, y, w, h = (v * scale for v in ann["bbox"])
             name = SYNTHETIC_CLASSES[ann["category_id"] - 1]

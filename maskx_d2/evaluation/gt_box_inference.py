@@ -87,9 +87,7 @@ def gt_box_instances(batched_input: dict, image_size) -> Instances:
     annotations = batched_input.get(GT_BOX_KEY, [])
     height = batched_input.get("height", image_size[0])
     width = batched_input.get("width", image_size[1])
-    scale = torch.tensor(
-        [image_size[1] / width, image_size[0] / height] * 2, dtype=torch.float32
-    )
+    scale = torch.tensor([image_size[1] / width, image_size[0] / height] * 2, dtype=torch.float32)
     boxes = torch.tensor([a["bbox"] for a in annotations], dtype=torch.float32).reshape(-1, 4)
     instances = Instances(tuple(image_size))
     instances.pred_boxes = Boxes(boxes * scale)

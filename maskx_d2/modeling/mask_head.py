@@ -93,7 +93,6 @@ class MaskXMaskHead(MaskRCNNConvUpsampleHead):
         class_embeddings: Optional[torch.Tensor] = None,
         detach_det_weights: bool = True,
         mlp_branch: Optional[MaskMLPBranch] = None,
-        predictor_init_std: float = 0.001,
         **kwargs,
     ):
         """
@@ -106,8 +105,6 @@ class MaskXMaskHead(MaskRCNNConvUpsampleHead):
             class_embeddings (Tensor): (K, E) fixed class vectors, for "embedding".
             detach_det_weights (bool): stop the mask loss's gradient into the detector weights.
             mlp_branch (MaskMLPBranch or None): class-agnostic MLP branch.
-            predictor_init_std (float): std of the normal init of the learned 1x1-conv weights
-                ("class_specific", "class_agnostic"); 0.001 is detectron2's and the paper's.
         """
         if mask_predictor not in MASK_PREDICTORS:
             raise ValueError(
@@ -124,8 +121,6 @@ class MaskXMaskHead(MaskRCNNConvUpsampleHead):
         )
         self.num_classes = num_classes
         self.mask_predictor = mask_predictor
-        if mask_predictor != "transfer":
-            nn.init.normal_(self.predictor.weight, std=predictor_init_std)
         self.transfer_input = transfer_input
         self.detach_det_weights = detach_det_weights
         if mask_predictor == "transfer":
@@ -156,7 +151,6 @@ class MaskXMaskHead(MaskRCNNConvUpsampleHead):
             mask_predictor=mx.MASK_PREDICTOR,
             transfer_input=mx.TRANSFER.INPUT,
             detach_det_weights=mx.TRANSFER.DETACH_DET_WEIGHTS,
-            predictor_init_std=mx.PREDICTOR_INIT_STD,
         )
         if cfg.MODEL.ROI_MASK_HEAD.CLS_AGNOSTIC_MASK and mx.MASK_PREDICTOR != "class_agnostic":
             raise ValueError(

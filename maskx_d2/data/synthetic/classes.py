@@ -17,7 +17,7 @@ __all__ = [
     "SYNTHETIC_MASK_CLASSES",
 ]
 
-SHAPE_NAMES = ("circle", "square", "cross", "ring")
+SHAPE_NAMES = ("circle", "ring", "cross", "bar")
 # Pairs of shapes that never form a stack: a circle on a circle of nearly its size leaves too
 # little of it visible (every other pair of shapes can, in one order or the other).
 UNSTACKABLE_SHAPES = {("circle", "circle")}

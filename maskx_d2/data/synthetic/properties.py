@@ -74,9 +74,7 @@ def stack_box_ious(coco: dict) -> List[float]:
     for ann in coco["annotations"]:
         if ann.get("synthetic_role") == "front":
             back = anns[ann["synthetic_partner"]]
-            ious.append(
-                float(mask_util.iou([ann["bbox"]], [back["bbox"]], [0]).reshape(-1)[0])
-            )
+            ious.append(float(mask_util.iou([ann["bbox"]], [back["bbox"]], [0]).reshape(-1)[0]))
     return ious
 
 

@@ -73,6 +73,7 @@ SHAPES: Dict[str, List[Ring]] = {
     "semicircle": [(_semicircle(), 1)],
     "crescent": [(_regular(48), 1), (_regular(48, 0.85) + [0.5, 0.0], 0)],
     "plus_hole": [(_plus(0.38), 1), (_regular(4, 0.28, np.pi / 4), 0)],
+    "bar": [(_pts(-1, -0.28, 1, -0.28, 1, 0.28, -1, 0.28), 1)],
 }
 
 
