@@ -42,6 +42,8 @@ OPTS = [
     "2",  # total: 2 x 1 image or 1 x 2 images
     "INPUT.RANDOM_FLIP",
     "none",  # flips draw from per-rank RNG streams
+    "MODEL.RESNETS.NORM",
+    "GN",  # per-image statistics: BatchNorm's depend on how the batch is split over processes
     "MODEL.RPN.BATCH_SIZE_PER_IMAGE",
     "100000",
     "MODEL.RPN.POSITIVE_FRACTION",

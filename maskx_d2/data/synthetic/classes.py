@@ -12,15 +12,16 @@ __all__ = [
     "COLOUR_NAMES",
     "SHAPE_NAMES",
     "SHIFTED_MASK_CLASSES",
-    "UNSTACKABLE_SHAPES",
+    "STACK_SHAPES",
     "SYNTHETIC_CLASSES",
     "SYNTHETIC_MASK_CLASSES",
 ]
 
 SHAPE_NAMES = ("circle", "ring", "cross", "bar")
-# Pairs of shapes that never form a stack: a circle on a circle of nearly its size leaves too
-# little of it visible (every other pair of shapes can, in one order or the other).
-UNSTACKABLE_SHAPES = {("circle", "circle")}
+# Shapes that form stacks: two objects of one of these shapes and different colours, one on the
+# other. A stack never mixes shapes, so a detector cannot pair one object's shape with the
+# other's colour; circles do not stack (one on another of nearly its size hides it).
+STACK_SHAPES = ("ring", "cross", "bar")
 COLOUR_NAMES = tuple(PALETTE)  # red, yellow, green, blue
 # (shape, colour) of each class, in category id order.
 CLASS_PARTS = [(shape, colour) for shape in SHAPE_NAMES for colour in COLOUR_NAMES]

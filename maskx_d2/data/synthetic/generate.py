@@ -18,13 +18,13 @@ import cv2
 import numpy as np
 from iopath.common.file_io import file_lock
 
-from .classes import CLASS_PARTS, SYNTHETIC_CLASSES, UNSTACKABLE_SHAPES
+from .classes import CLASS_PARTS, STACK_SHAPES, SYNTHETIC_CLASSES
 from .scene import SceneParams, render_scene
 
 __all__ = ["DATASET_FOLDER", "generate_synthetic_shapes", "mask_to_polygons"]
 
 # Bump when the output of the generator changes for the same parameters (invalidates caches).
-GENERATOR_VERSION = 5
+GENERATOR_VERSION = 6
 DATASET_FOLDER = "synthetic_shapes_v2"
 
 
@@ -80,10 +80,9 @@ def _class_sequence(rng: np.random.Generator, n: int) -> np.ndarray:
 
 
 def _can_stack(a: int, b: int) -> bool:
-    """Two classes can form a stack: different colours (a visible boundary), and shapes that
-    leave the back recognisable when one lies on the other at nearly its size."""
+    """Two classes can form a stack: one shape of :data:`STACK_SHAPES`, two colours."""
     (shape_a, colour_a), (shape_b, colour_b) = CLASS_PARTS[a], CLASS_PARTS[b]
-    return colour_a != colour_b and (shape_a, shape_b) not in UNSTACKABLE_SHAPES
+    return shape_a == shape_b and shape_a in STACK_SHAPES and colour_a != colour_b
 
 
 def _plan_units(rng: np.random.Generator, num_images: int, scene: SceneParams) -> List[list]:

@@ -47,7 +47,7 @@ class SceneParams:
     aspect_range: Tuple[float, float] = (0.8, 1.25)
     num_units_range: Tuple[int, int] = (2, 4)  # [low, high]: stacks or single objects per image
     stack_probability: float = 0.5  # a unit is a stack of two objects (else a single object)
-    stack_scale_range: Tuple[float, float] = (0.6, 0.85)  # front box size / back box size
+    stack_scale_range: Tuple[float, float] = (0.8, 1.0)  # front box size / back box size
     stack_back_visible_fraction: float = 0.5  # of the back's area, around the front
     stack_max_offset: float = 0.08  # of the back's radius: the two centres nearly coincide
     min_visible_fraction: float = 0.3  # of the object's in-image area when it was placed
