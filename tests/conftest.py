@@ -1,22 +1,24 @@
-"""Fixtures shared by the hostile-data fuzz tests (tests/test_fuzz_*.py), created once per run.
+"""Fixtures shared by the fuzz tests (tests/test_fuzz_*.py, created once per run) and the
+evaluator tests (``register_eval_set``, ``eval_gt_json``).
 
-Named ``fuzz_*`` because a conftest fixture is visible to every test: the image pool holds
+The fuzz fixtures are named ``fuzz_*`` because a conftest fixture is visible to every test: the image pool holds
 unreadable files on purpose.
 """
 
+# maskx_d2 first: the helper modules below import detectron2, which must find the stand-in
+# for its compiled extension (installed by maskx_d2) or it falls back to dummy layers.
+import maskx_d2  # noqa: F401  isort: skip
+
+# isort: split
 import itertools
 
 import numpy as np
 import pytest
+from detectron2.config import get_cfg
+from detectron2.data import MetadataCatalog
 from evaluator_fixtures import CATEGORY_IDS, write_gt
 from fuzz_fixtures import GOOD_IMAGES, SEED
 from PIL import Image
-
-import maskx_d2  # noqa: F401  (makes detectron2 importable)
-
-# isort: split
-from detectron2.config import get_cfg
-from detectron2.data import MetadataCatalog
 
 from maskx_d2 import add_maskx_config
 from maskx_d2.data.mapper import PartiallySupervisedDatasetMapper
