@@ -1,8 +1,8 @@
 """Fixtures shared by the fuzz tests (tests/test_fuzz_*.py, created once per run) and the
 evaluator tests (``register_eval_set``, ``eval_gt_json``).
 
-The fuzz fixtures are named ``fuzz_*`` because a conftest fixture is visible to every test: the image pool holds
-unreadable files on purpose.
+The fuzz fixtures are named ``fuzz_*`` because a conftest fixture is visible to every test:
+the image pool holds unreadable files on purpose.
 """
 
 # maskx_d2 first: the helper modules below import detectron2, which must find the stand-in
