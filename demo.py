@@ -16,15 +16,12 @@ from typing import List, Sequence
 
 import cv2
 import torch
-
-import maskx_d2  # first: detectron2 importable without compiled ops; registers the datasets
-
-# isort: split
 from detectron2.config import get_cfg
 from detectron2.data.detection_utils import read_image
 from detectron2.engine import DefaultPredictor
 from detectron2.utils.logger import setup_logger
 
+import maskx_d2
 from maskx_d2.visualization import draw_partial_predictions, partial_supervision_classes
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -60,6 +57,7 @@ def setup_cfg(args):
         logger.info("CUDA is not available: running on CPU")
         cfg.MODEL.DEVICE = "cpu"
     cfg.freeze()
+    maskx_d2.check_compiled_ops(cfg)  # a clear error before the model is built
     return cfg
 
 

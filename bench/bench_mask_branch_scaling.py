@@ -28,9 +28,6 @@ def _peak_rss_mb():
 
 
 def _measure(impl, num_classes, rois, steps, device, queue):
-    import maskx_d2  # noqa: F401  (first: makes detectron2 importable without its compiled ops)
-
-    # isort: split
     from detectron2.layers import ShapeSpec
     from detectron2.modeling.box_regression import Box2BoxTransform
     from detectron2.modeling.roi_heads import FastRCNNOutputLayers

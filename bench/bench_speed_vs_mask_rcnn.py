@@ -62,13 +62,11 @@ def _batch(num_images, size, num_classes, device, box_only_fraction, gen):
 def _measure(variant, args, batch_size, queue):
     """Runs in a fresh process; puts (train ms/it, peak MB, infer ms/img), or None on OOM."""
     import torch
-
-    from maskx_d2 import add_maskx_config  # first: makes detectron2 importable without _C
-
-    # isort: split
     from detectron2.config import get_cfg
     from detectron2.modeling import build_model
     from detectron2.solver import build_optimizer
+
+    from maskx_d2 import add_maskx_config
 
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # after imports, before the model
     cfg = get_cfg()

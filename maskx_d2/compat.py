@@ -1,111 +1,74 @@
 """Run on detectron2 installs with or without its compiled extension ``detectron2._C``.
 
-Offline installs (the PyPI snapshot, see DEVELOPERS.md) ship a ``_C`` built for another
-Python, which cannot load; ``detectron2.layers`` then fails to import and nothing works.
-Everything Mask^X R-CNN needs on CPU and GPU (RoIAlign, NMS, FPN, the Python COCO evaluator)
-has a pure-PyTorch/torchvision path in detectron2, so we register a stand-in ``detectron2._C``
-module whose every compiled op raises :class:`CompiledOpsUnavailable` naming the op, and
-register the ``torch.ops.detectron2`` rotated-box ops to raise the same error. Nothing of
-detectron2's own code is modified; with a working ``_C`` this module does nothing.
+Offline installs (the PyPI snapshot, see DEVELOPERS.md) ship a ``_C`` built for another Python,
+which cannot load. detectron2 runs without it: ``detectron2.layers`` falls back to pure
+PyTorch/torchvision ops for everything Mask^X R-CNN needs (RoIAlign, NMS, FPN) and to dummy
+classes for deformable convolution, and its COCO evaluator falls back to pycocotools. So
+nothing is patched here and import order does not matter. What is left is to fail early and
+clearly where a config asks for an op that only ``_C`` has:
 
-This must run before ``detectron2.layers`` is imported: ``maskx_d2/__init__.py`` calls it first.
+- :func:`check_compiled_ops` at model-building time (deformable convolution, rotated boxes);
+- the A/B evaluator refuses ``use_fast_impl=True`` (detectron2 would silently use pycocotools).
 """
 
+import functools
 import importlib
-import sys
-import types
+from typing import List, Tuple
 
-__all__ = ["CompiledOpsUnavailable", "compiled_ops_available", "ensure_detectron2_importable"]
+__all__ = ["CompiledOpsUnavailable", "compiled_ops_available", "check_compiled_ops"]
 
-_STATE = {"available": None, "reason": ""}
-
-# Ops that detectron2 reaches through ``torch.ops.detectron2`` (rotated boxes).
-_TORCH_OPS = {
-    "box_iou_rotated": "box_iou_rotated(Tensor boxes1, Tensor boxes2) -> Tensor",
-    "nms_rotated": "nms_rotated(Tensor dets, Tensor scores, float iou_threshold) -> Tensor",
-    "roi_align_rotated_forward": (
-        "roi_align_rotated_forward(Tensor input, Tensor rois, float spatial_scale, "
-        "int pooled_height, int pooled_width, int sampling_ratio) -> Tensor"
-    ),
-    "roi_align_rotated_backward": (
-        "roi_align_rotated_backward(Tensor grad, Tensor rois, float spatial_scale, "
-        "int pooled_height, int pooled_width, int batch_size, int channels, int height, "
-        "int width, int sampling_ratio) -> Tensor"
-    ),
-}
+HOW_TO_GET_IT = (
+    "build detectron2 from its official git source (python -m pip install "
+    "--no-build-isolation 'git+https://github.com/facebookresearch/detectron2.git'), "
+    "see DEVELOPERS.md"
+)
 
 
 class CompiledOpsUnavailable(RuntimeError):
-    """Raised when an operation needs detectron2's compiled extension and it is not loaded."""
+    """Raised when a config or call needs detectron2's compiled extension and it is not loaded."""
 
 
-def _message(op_name: str) -> str:
-    return (
-        f"'{op_name}' needs detectron2's compiled extension detectron2._C, which is not "
-        f"available in this installation ({_STATE['reason']}). Rotated boxes, deformable "
-        "convolution on GPU and the fast COCO evaluator need it; build detectron2 from its "
-        "official git source (python -m pip install --no-build-isolation "
-        "'git+https://github.com/facebookresearch/detectron2.git') to use them."
-    )
-
-
-def _make_stub_module() -> types.ModuleType:
-    stub = types.ModuleType("detectron2._C")
-    stub.__doc__ = "maskx_d2 stand-in for detectron2's missing compiled extension."
-    stub.__file__ = __file__
-    # collect_env_info() (called by default_setup) prints these; everything else raises.
-    stub.get_compiler_version = lambda: "n/a (detectron2._C not loaded)"
-    stub.get_cuda_version = lambda: "n/a (detectron2._C not loaded)"
-    stub.has_cuda = lambda: False
-
-    def __getattr__(name):
-        if name.startswith("__"):
-            raise AttributeError(name)
-        raise CompiledOpsUnavailable(_message(f"detectron2._C.{name}"))
-
-    stub.__getattr__ = __getattr__
-    return stub
-
-
-def _register_failing_torch_ops() -> None:
-    import torch
-
-    missing = [n for n in _TORCH_OPS if not hasattr(torch.ops.detectron2, n)]
-    if not missing:
-        return
-    lib = torch.library.Library("detectron2", "FRAGMENT")
-    for name in missing:
-        lib.define(_TORCH_OPS[name])
-
-        def _fail(*args, _name=name, **kwargs):
-            raise CompiledOpsUnavailable(_message(f"torch.ops.detectron2.{_name}"))
-
-        for key in ("CPU", "CUDA", "Meta"):
-            lib.impl(name, _fail, key)
-    _STATE["torch_library"] = lib  # keep the registration alive
-
-
-def ensure_detectron2_importable() -> bool:
-    """Make ``detectron2.layers`` importable; return whether the real ``_C`` is loaded.
-
-    Idempotent and cheap after the first call.
-    """
-    if _STATE["available"] is not None:
-        return _STATE["available"]
+@functools.lru_cache(maxsize=None)
+def _load_error() -> str:
+    """'' when ``detectron2._C`` imports, else why it does not (cached: the answer is fixed)."""
     try:
         importlib.import_module("detectron2._C")
-        _STATE["available"] = True
+        return ""
     except ImportError as e:  # missing, or built for another Python/torch
-        _STATE["available"] = False
-        _STATE["reason"] = f"{type(e).__name__}: {e}"
-        sys.modules["detectron2._C"] = stub = _make_stub_module()
-        import detectron2
-
-        detectron2._C = stub
-        _register_failing_torch_ops()
-    return _STATE["available"]
+        return f"{type(e).__name__}: {e}"
 
 
 def compiled_ops_available() -> bool:
-    """Whether detectron2's compiled extension is loaded (False means stand-ins are used)."""
-    return ensure_detectron2_importable()
+    """Whether detectron2's compiled extension ``detectron2._C`` loads in this installation."""
+    return not _load_error()
+
+
+def compiled_ops_requested(cfg) -> List[Tuple[str, str]]:
+    """The (op, config key) pairs of ``cfg`` that only detectron2's compiled extension has."""
+    m = cfg.MODEL
+    requested = []
+    if any(m.RESNETS.DEFORM_ON_PER_STAGE):
+        requested.append(("deformable convolution", "MODEL.RESNETS.DEFORM_ON_PER_STAGE"))
+    rotated = [
+        ("MODEL.PROPOSAL_GENERATOR.NAME", m.PROPOSAL_GENERATOR.NAME, "RRPN"),
+        ("MODEL.ANCHOR_GENERATOR.NAME", m.ANCHOR_GENERATOR.NAME, "RotatedAnchorGenerator"),
+        ("MODEL.ROI_HEADS.NAME", m.ROI_HEADS.NAME, "RROIHeads"),
+        ("MODEL.ROI_BOX_HEAD.POOLER_TYPE", m.ROI_BOX_HEAD.POOLER_TYPE, "ROIAlignRotated"),
+    ]
+    for key, value, needs_c in rotated:
+        if value == needs_c:
+            requested.append((f"rotated boxes ({needs_c})", key))
+    return requested
+
+
+def check_compiled_ops(cfg) -> None:
+    """Raise :class:`CompiledOpsUnavailable` naming the op and the config key when ``cfg`` asks
+    for an op of ``detectron2._C`` and it does not load; otherwise do nothing."""
+    requested = compiled_ops_requested(cfg)
+    if not requested or compiled_ops_available():
+        return
+    what = "; ".join(f"{op} (set by {key})" for op, key in requested)
+    raise CompiledOpsUnavailable(
+        f"This config asks for {what}, which needs detectron2's compiled extension "
+        f"detectron2._C; it does not load here ({_load_error()}). To use it, {HOW_TO_GET_IT}."
+    )

@@ -1,14 +1,35 @@
-"""maskx_d2 runs with and without detectron2's compiled extension; missing ops fail clearly."""
+"""maskx_d2 runs with and without detectron2's compiled extension, imported in any order, and
+configs that need a compiled op fail clearly when the model is built."""
+
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
+from detectron2.config import get_cfg
 
-import maskx_d2
-from maskx_d2 import CompiledOpsUnavailable
-
-needs_stub = pytest.mark.skipif(
-    maskx_d2.compiled_ops_available(), reason="detectron2._C is compiled here: no stand-in"
+from maskx_d2 import (
+    CompiledOpsUnavailable,
+    add_maskx_config,
+    check_compiled_ops,
+    compiled_ops_available,
 )
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+CONFIG = os.path.join(ROOT, "configs", "Synthetic", "maskx_R_18_FPN_synthetic.yaml")
+
+without_c = pytest.mark.skipif(
+    compiled_ops_available(), reason="detectron2._C is compiled here: nothing is unavailable"
+)
+
+
+def _cfg(*opts):
+    cfg = get_cfg()
+    add_maskx_config(cfg)
+    cfg.merge_from_file(CONFIG)
+    cfg.merge_from_list(["MODEL.DEVICE", "cpu", *opts])
+    return cfg
 
 
 def test_detectron2_layers_and_env_info_import():
@@ -18,67 +39,70 @@ def test_detectron2_layers_and_env_info_import():
     assert "detectron2" in collect_env_info()  # default_setup() prints this
 
 
-@needs_stub
-def test_compiled_op_access_raises_naming_the_op():
-    from detectron2 import _C
-
-    with pytest.raises(CompiledOpsUnavailable, match="COCOevalAccumulate.*detectron2._C"):
-        _C.COCOevalAccumulate
-    assert "n/a" in _C.get_compiler_version()
+@without_c
+def test_nothing_stands_in_for_the_compiled_extension():
+    with pytest.raises(ImportError):
+        from detectron2 import _C  # noqa: F401
+    assert not hasattr(torch.ops.detectron2, "nms_rotated")
 
 
-@needs_stub
-@pytest.mark.parametrize("op", ["deform_conv_forward", "modulated_deform_conv_forward"])
-def test_deformable_conv_fails_clearly(op):
-    # On a CPU detectron2's forward runs torchvision's op (and it refuses the backward itself);
-    # on a GPU it calls these ops of _C, which the stand-in refuses by name.
-    from detectron2 import _C
-    from detectron2.layers import DeformConv
-
-    conv = DeformConv(2, 2, 3, padding=1)
-    assert conv(torch.rand(1, 2, 5, 5), torch.zeros(1, 18, 5, 5)).shape == (1, 2, 5, 5)
-    with pytest.raises(CompiledOpsUnavailable, match=op):
-        getattr(_C, op)
-
-
-@needs_stub
-@pytest.mark.parametrize("op", ["nms_rotated", "box_iou_rotated"])
-def test_rotated_box_ops_fail_clearly(op):
-    from detectron2.layers import nms_rotated
-    from detectron2.layers.rotated_boxes import pairwise_iou_rotated
-
-    boxes = torch.tensor([[10.0, 10.0, 4.0, 4.0, 0.0], [11.0, 10.0, 4.0, 4.0, 30.0]])
-    with pytest.raises(CompiledOpsUnavailable, match=op):
-        if op == "nms_rotated":
-            nms_rotated(boxes, torch.tensor([0.9, 0.8]), 0.5)
-        else:
-            pairwise_iou_rotated(boxes, boxes)
+# Each order in a fresh interpreter: the test process has imported everything already.
+IMPORT_ORDERS = {
+    "detectron2 first": "import detectron2.layers, detectron2.modeling, detectron2.engine\n"
+    "import maskx_d2\n",
+    "maskx_d2 first": "import maskx_d2\nimport detectron2.layers, detectron2.modeling\n",
+}
+BUILD_AND_RUN = """
+import torch
+from detectron2.config import get_cfg
+from detectron2.modeling import build_model
+from maskx_d2 import add_maskx_config
+cfg = get_cfg()
+add_maskx_config(cfg)
+cfg.merge_from_file({config!r})
+cfg.MODEL.DEVICE = "cpu"
+cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = 0.0  # an untrained model still detects something
+model = build_model(cfg).eval()
+with torch.no_grad():
+    out = model([{{"image": torch.randint(0, 255, (3, 128, 128), dtype=torch.uint8)}}])
+instances = out[0]["instances"]
+assert len(instances) > 0 and instances.pred_masks.shape[1:] == (128, 128)
+print("built and ran")
+"""
 
 
-@needs_stub
-def test_fast_coco_evaluator_refused_without_compiled_ops():
-    from detectron2.evaluation.fast_eval_api import COCOeval_opt
-    from pycocotools.coco import COCO
+@pytest.mark.parametrize("order", list(IMPORT_ORDERS))
+def test_any_import_order_builds_and_runs_the_model(order):
+    code = IMPORT_ORDERS[order] + BUILD_AND_RUN.format(config=CONFIG)
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "built and ran" in result.stdout
 
-    gt = COCO()
-    gt.dataset = {
-        "images": [{"id": 1, "height": 20, "width": 20}],
-        "categories": [{"id": 1, "name": "a"}],
-        "annotations": [
-            {
-                "id": 1,
-                "image_id": 1,
-                "category_id": 1,
-                "iscrowd": 0,
-                "bbox": [1, 1, 5, 5],
-                "area": 25,
-            }
-        ],
-    }
-    gt.createIndex()
-    dt = gt.loadRes([{"image_id": 1, "category_id": 1, "bbox": [1, 1, 5, 5], "score": 0.9}])
-    with pytest.raises(CompiledOpsUnavailable, match="detectron2._C"):
-        COCOeval_opt(gt, dt, "bbox").evaluate()
+
+def test_the_default_config_needs_no_compiled_op():
+    check_compiled_ops(_cfg())  # raises if it did
+
+
+@without_c
+@pytest.mark.parametrize(
+    "opts, op, key",
+    [
+        (
+            ["MODEL.RESNETS.DEFORM_ON_PER_STAGE", [False, True, True, True]],
+            "deformable convolution",
+            "MODEL.RESNETS.DEFORM_ON_PER_STAGE",
+        ),
+        (["MODEL.PROPOSAL_GENERATOR.NAME", "RRPN"], "RRPN", "MODEL.PROPOSAL_GENERATOR.NAME"),
+        (["MODEL.ROI_HEADS.NAME", "RROIHeads"], "RROIHeads", "MODEL.ROI_HEADS.NAME"),
+    ],
+)
+def test_configs_needing_a_compiled_op_fail_naming_it(opts, op, key):
+    cfg = _cfg(*opts)
+    with pytest.raises(CompiledOpsUnavailable, match=rf"{op}.*{key}.*detectron2._C.*git"):
+        check_compiled_ops(cfg)
 
 
 def test_pure_pytorch_ops_used_by_mask_rcnn_work():

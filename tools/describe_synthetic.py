@@ -18,9 +18,6 @@ import tempfile
 import cv2
 import numpy as np
 
-import maskx_d2  # noqa: F401  (first: makes detectron2 importable)
-
-# isort: split
 from maskx_d2.data.synthetic import (
     SHIFTED_MASK_CLASSES,
     SYNTHETIC_CLASSES,

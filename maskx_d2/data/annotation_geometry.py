@@ -12,11 +12,24 @@ from typing import List, Optional, Tuple
 import pycocotools.mask as mask_util
 from detectron2.structures import BoxMode
 
-__all__ = ["POLYGON_MARGIN", "check_box", "check_rle", "is_integer", "valid_polygon_parts"]
+__all__ = [
+    "POLYGON_MARGIN",
+    "check_box",
+    "check_rle",
+    "is_integer",
+    "is_polygon_part",
+    "valid_polygon_parts",
+]
 
 # Polygon coordinates may lie outside the image by at most this fraction of its width/height
 # (annotation tools overshoot by a pixel or so; farther is corrupt data).
 POLYGON_MARGIN = 1.0
+
+
+def is_polygon_part(poly) -> bool:
+    """Whether a polygon part (a flat list or array of x, y coordinates) has the 3 points,
+    i.e. 6 coordinates, a polygon needs; shorter parts are dropped wherever they appear."""
+    return len(poly) >= 6
 
 
 def is_number(v) -> bool:
@@ -66,7 +79,7 @@ def valid_polygon_parts(segm: list, height: int, width: int) -> Tuple[Optional[s
     for poly in segm:
         if not isinstance(poly, list):
             return not_numbers.format(str(poly)[:80]), kept
-        if len(poly) < 6 or len(poly) % 2:
+        if not is_polygon_part(poly) or len(poly) % 2:
             if not all(map(is_number, poly)):
                 return not_numbers.format(str(poly)[:80]), kept
             continue
@@ -119,12 +132,12 @@ def rle_string_total(counts: str) -> Optional[int]:
 def check_rle(segm: dict, height: int, width: int) -> Tuple[Optional[str], dict]:
     """Return (problem or None, the RLE with compressed counts, as detectron2 stores it)."""
     size, counts = segm.get("size"), segm.get("counts")
-    if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) for v in size)):
+    if not (isinstance(size, list) and len(size) == 2 and all(is_integer(v) for v in size)):
         return f"RLE 'size' must be [height, width] integers, got {size!r}", segm
     if size != [height, width]:
         return f"RLE size {size} differs from the image's [height, width] {[height, width]}", segm
     if isinstance(counts, list):
-        if not all(isinstance(v, int) and v >= 0 for v in counts):
+        if not all(is_integer(v) and v >= 0 for v in counts):
             return "uncompressed RLE 'counts' must be non-negative integers", segm
         total = sum(counts)
     elif isinstance(counts, (str, bytes)):

@@ -14,8 +14,10 @@ itself; the split suffix keeps these distinct.
 
 import os
 
+from detectron2.data.datasets.builtin_meta import _get_builtin_metadata
+
 from .custom import register_partially_supervised_coco_json
-from .splits import COCO_THING_CATEGORIES, SPLIT_NAMES, split_category_ids
+from .splits import SPLIT_NAMES, split_category_ids
 
 __all__ = ["register_all_coco_partial", "predefined_coco_partial_names"]
 
@@ -53,8 +55,9 @@ def register_all_coco_partial(root: str, name_prefix: str = "") -> None:
         root: the folder holding ``coco/`` (``$DETECTRON2_DATASETS``).
         name_prefix: prepended to every dataset name (e.g. to register a second copy).
     """
-    thing_classes = [name for _, name in COCO_THING_CATEGORIES]
-    id_map = {cat_id: i for i, (cat_id, _) in enumerate(COCO_THING_CATEGORIES)}
+    # detectron2's own COCO metadata (names, id map, colours), known without reading the json;
+    # loading checks that the json agrees.
+    coco_metadata = _get_builtin_metadata("coco")
     for name, coco_set, split in predefined_coco_partial_names():
         image_root, json_file, strip_masks = _PREDEFINED_SPLITS_COCO_PARTIAL[coco_set]
         a_ids, _ = split_category_ids(split)
@@ -65,9 +68,7 @@ def register_all_coco_partial(root: str, name_prefix: str = "") -> None:
             a_ids,
             strip_masks=strip_masks,
             split_name=split,
-            # Known without reading the json; loading checks the json agrees.
-            thing_classes=thing_classes,
-            thing_dataset_id_to_contiguous_id=id_map,
+            **coco_metadata,
         )
 
 

@@ -16,7 +16,7 @@ import contextlib
 import io
 import json
 import os
-from typing import Callable, Iterable, List, Optional, Sequence, Union
+from typing import Callable, Iterable, List, Optional, Sequence, Tuple, Union
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.structures import BoxMode
@@ -27,6 +27,7 @@ from .validation import AnnotationError, check_coco_json_structure, validate_coc
 __all__ = [
     "register_partially_supervised_coco_json",
     "load_partially_supervised_coco_json",
+    "load_coco_json_and_categories",
     "strip_masks_outside",
     "resolve_mask_category_ids",
 ]
@@ -107,13 +108,30 @@ def load_partially_supervised_coco_json(
     the file, image and annotation, and annotations keep their json ``id``. Keypoints are not
     loaded.
     """
+    dicts, categories = load_coco_json_and_categories(
+        json_file, image_root, dataset_name, check_image_sizes=check_image_sizes
+    )
+    if dataset_name is not None:
+        MetadataCatalog.get(dataset_name).set(
+            thing_classes=[c["name"] for c in categories],
+            thing_dataset_id_to_contiguous_id={c["id"]: i for i, c in enumerate(categories)},
+        )
+    return dicts
+
+
+def load_coco_json_and_categories(
+    json_file: str,
+    image_root: str,
+    source: Optional[str] = None,
+    *,
+    check_image_sizes: Optional[bool] = None,
+) -> Tuple[List[dict], List[dict]]:
+    """:func:`load_partially_supervised_coco_json` without touching any metadata: the dicts,
+    and the json's categories sorted by id (contiguous id i is ``categories[i]``). ``source``
+    names the set in the log line (default: the file)."""
     coco = _read_coco_api(json_file)
     categories = sorted(coco.loadCats(coco.getCatIds()), key=lambda c: c["id"])
     id_map = {c["id"]: i for i, c in enumerate(categories)}
-    if dataset_name is not None:
-        MetadataCatalog.get(dataset_name).set(
-            thing_classes=[c["name"] for c in categories], thing_dataset_id_to_contiguous_id=id_map
-        )
 
     dicts = []
     for image_id in sorted(coco.imgs):
@@ -144,12 +162,12 @@ def load_partially_supervised_coco_json(
         category_ids=id_map,
         check_image_sizes=check_image_sizes,
         counts={"annotation_without_image": orphans},
-        dataset_name=dataset_name,
+        dataset_name=source,
     )
     for record in dicts:
         for ann in record["annotations"]:
             ann["category_id"] = id_map[ann["category_id"]]
-    return dicts
+    return dicts, categories
 
 
 def _load_partially_supervised(

@@ -18,6 +18,8 @@ from detectron2.data import detection_utils as utils
 from detectron2.structures import BitMasks, Instances, PolygonMasks
 from PIL import Image
 
+from .annotation_geometry import is_polygon_part
+
 __all__ = ["PartiallySupervisedDatasetMapper", "has_usable_segmentation"]
 
 logger = logging.getLogger(__name__)
@@ -38,14 +40,14 @@ def has_usable_segmentation(segmentation) -> bool:
     if isinstance(segmentation, np.ndarray):
         return segmentation.ndim == 2 and bool(segmentation.any())
     if isinstance(segmentation, list):
-        return any(len(p) >= 6 for p in segmentation)
+        return any(is_polygon_part(p) for p in segmentation)
     return False
 
 
 def _clean_polygons(segmentation):
     """Drop polygon parts with fewer than 3 points (cropping can create them); keep RLE/masks."""
     if isinstance(segmentation, list):
-        return [np.asarray(p, dtype=np.float64) for p in segmentation if len(p) >= 6]
+        return [np.asarray(p, dtype=np.float64) for p in segmentation if is_polygon_part(p)]
     return segmentation
 
 

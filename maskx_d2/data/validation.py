@@ -166,7 +166,7 @@ def check_coco_json_structure(dataset, json_file: str) -> None:
 
 def _check_image(record: dict, check_files: bool, check_size: bool) -> Optional[str]:
     height, width = record.get("height"), record.get("width")
-    if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (height, width)):
+    if not all(is_integer(v) and v > 0 for v in (height, width)):
         return f"image entry needs positive integer height and width, got {height!r}, {width!r}"
     if not (check_files or check_size):
         return None
@@ -280,15 +280,19 @@ def validate_coco_dicts(
             for ann in annotations
             if _clean_annotation(ann, record, json_file, category_ids, counts)
         ]
-    _log_summary(dataset_dicts, dataset_name or json_file, counts)
+    num_annotations = sum(len(r["annotations"]) for r in dataset_dicts)
+    log_validation_summary(dataset_name or json_file, len(dataset_dicts), num_annotations, counts)
     return dataset_dicts, counts
 
 
-def _log_summary(dataset_dicts: List[dict], source: str, counts: Dict[str, int]) -> None:
-    num_anns = sum(len(r["annotations"]) for r in dataset_dicts)
+def log_validation_summary(
+    source: str, num_images: int, num_annotations: int, counts: Dict[str, int]
+) -> None:
+    """One line per loaded dataset: what is left and what was skipped or changed, by reason
+    (a warning when anything was); every loader of the project logs it in this format."""
     skipped = ", ".join(f"{reason}={n}" for reason, n in counts.items())
     logger.log(
         logging.WARNING if any(counts.values()) else logging.INFO,
-        f"{source}: {len(dataset_dicts)} images, {num_anns} annotations after validation; "
+        f"{source}: {num_images} images, {num_annotations} annotations after validation; "
         f"skipped or changed: {skipped}",
     )

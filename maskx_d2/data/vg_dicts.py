@@ -6,19 +6,17 @@ the cyclic garbage collector paused (see :func:`_gc_paused`).
 
 import contextlib
 import gc
-import logging
 import os
 from typing import List
 
 import numpy as np
 from detectron2.structures import BoxMode
 
+from .validation import log_validation_summary
 from .vg_tables import VGTables
 from .vg_vocab import VGCategories
 
 __all__ = ["vg_dataset_dicts"]
-
-logger = logging.getLogger("maskx_d2.data")
 
 
 def vg_dataset_dicts(
@@ -46,7 +44,7 @@ def vg_dataset_dicts(
     in_vocab = cats >= 0
     if len(tables.image_ids) == 0:
         counts = {"box_degenerate": 0, "annotation_without_image": int(in_vocab.sum())}
-        _log_summary(source, [], counts)
+        log_validation_summary(source, 0, 0, counts)
         return []
     # Image row of each object (image ids need not be sorted or contiguous).
     order = np.argsort(tables.image_ids, kind="stable")
@@ -72,18 +70,8 @@ def vg_dataset_dicts(
             _vg_record(tables, image_root, r, obj[s:e], cats)
             for r, s, e in zip(images.tolist(), starts.tolist(), ends.tolist())
         ]
-    _log_summary(source, dicts, counts, num_annotations=len(obj))
+    log_validation_summary(source, len(dicts), len(obj), counts)
     return dicts
-
-
-def _log_summary(source: str, dicts: List[dict], counts: dict, num_annotations: int = 0):
-    """One line in the format of COCO validation's summary (maskx_d2.data.validation)."""
-    skipped = ", ".join(f"{reason}={n}" for reason, n in counts.items())
-    logger.log(
-        logging.WARNING if any(counts.values()) else logging.INFO,
-        f"{source}: {len(dicts)} images, {num_annotations} annotations after validation; "
-        f"skipped or changed: {skipped}",
-    )
 
 
 @contextlib.contextmanager

@@ -23,6 +23,7 @@ from typing import Optional
 
 import numpy as np
 
+from .annotation_geometry import is_integer
 from .vg_json import iter_json_array
 
 __all__ = ["VGTables", "load_vg_tables", "parse_vg_tables"]
@@ -68,10 +69,6 @@ class VGTables:
 _BAD_VALUE_ERRORS = (KeyError, TypeError, AttributeError, OverflowError)
 
 
-def _is_int(v) -> bool:
-    return type(v) is int  # JSON integers only: not bool, which array("q") would take as 0/1
-
-
 def _bad_value(path: str, where: str, err: Exception) -> ValueError:
     what = f"missing required key {err}" if isinstance(err, KeyError) else f"bad value ({err})"
     return ValueError(f"{path}: {where}: {what}")
@@ -90,9 +87,9 @@ def _where(i: int, entry, obj=None) -> str:
 def _check_image_entry(image_id, width, height, coco_id, url) -> str:
     """The image's file name, ``<folder>/<file>`` from its url; TypeError for a value that no
     image can have."""
-    if not (_is_int(width) and _is_int(height) and width > 0 and height > 0):
+    if not (is_integer(width) and is_integer(height) and width > 0 and height > 0):
         raise TypeError(f"width and height must be positive integers, got {width!r}, {height!r}")
-    if not (_is_int(image_id) and (coco_id is None or _is_int(coco_id))):
+    if not (is_integer(image_id) and (coco_id is None or is_integer(coco_id))):
         raise TypeError(f"image_id and coco_id must be integers, got {image_id!r}, {coco_id!r}")
     # The VG release stores images as <folder>/<id>.jpg, folder = VG_100K or VG_100K_2.
     parts = url.rsplit("/", 2)[-2:]
@@ -135,7 +132,7 @@ def _parse_objects(path: str):
         start, obj = len(syn), None
         try:
             objects, image_id = entry["objects"], entry["image_id"]
-            if not (type(objects) is list and _is_int(image_id)):
+            if not (type(objects) is list and is_integer(image_id)):
                 raise TypeError(
                     f"need an integer image_id and a list of objects, got {image_id!r} and a "
                     f"{type(objects).__name__}"

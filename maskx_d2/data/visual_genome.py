@@ -22,8 +22,8 @@ from typing import Iterable, List, Optional
 
 import numpy as np
 from detectron2.data import DatasetCatalog, MetadataCatalog
-from detectron2.data.datasets import load_coco_json
 
+from .custom import load_coco_json_and_categories
 from .splits import COCO_THING_CATEGORIES
 from .vg_dicts import vg_dataset_dicts
 from .vg_tables import load_vg_tables
@@ -165,12 +165,18 @@ def load_vg3k_coco_joint(
     vg = load_vg3k_json(
         vg_root, "train", heldout_coco_ids=heldout_coco_ids, dataset_name=dataset_name, **vg_kwargs
     )
-    coco = load_coco_json(coco_json, coco_image_root)  # raw COCO category ids
+    # The same validated loader, box-only rule included, as every other COCO json.
+    coco, categories = load_coco_json_and_categories(
+        coco_json, coco_image_root, f"{dataset_name or 'vg3k_coco_joint'} (COCO part)"
+    )
+    not_coco = [c["id"] for c in categories if c["id"] not in _COCO_ID_TO_CONTIGUOUS]
+    if not_coco:
+        raise ValueError(f"{coco_json}: category ids {not_coco} are not COCO's")
+    # json-contiguous id -> COCO-contiguous id, the VG label space's 0..79
+    to_label = [_COCO_ID_TO_CONTIGUOUS[c["id"]] for c in categories]
     for record in coco:
         for ann in record["annotations"]:
-            if ann["category_id"] not in _COCO_ID_TO_CONTIGUOUS:
-                raise ValueError(f"{coco_json}: category id {ann['category_id']} is not COCO's")
-            ann["category_id"] = _COCO_ID_TO_CONTIGUOUS[ann["category_id"]]
+            ann["category_id"] = to_label[ann["category_id"]]
     logger.info(f"VG3k+COCO joint: {len(coco)} COCO images with masks, {len(vg)} VG images")
     return coco + vg
 
@@ -251,4 +257,4 @@ def register_all_vg3k(root: str) -> None:
     )
 
 
-register_all_vg3k(os.getenv("DETECTRON2_DATASETS", "datasets"))
+register_all_vg3k(os.path.expanduser(os.getenv("DETECTRON2_DATASETS", "datasets")))

@@ -47,8 +47,8 @@ GROUPS = ("A", "B")
 def _resolve_use_fast_impl(use_fast_impl: Optional[bool]) -> bool:
     """Default to the fast COCOeval only when detectron2's compiled ops are loaded.
 
-    Without them detectron2 still imports its ``COCOeval_opt`` (our ``_C`` stand-in satisfies
-    the import) and would only fail at the end of a long evaluation, so refuse up front.
+    Without them detectron2 replaces its ``COCOeval_opt`` by pycocotools' COCOeval without a
+    word, so an explicit request for the fast one is refused rather than silently ignored.
     """
     if use_fast_impl is None:
         return compiled_ops_available()
