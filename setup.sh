@@ -7,7 +7,7 @@
 #   TORCH_SPEC     pip requirement(s) for torch/torchvision
 #                  (default "torch==2.14.1 torchvision==0.29.1"; e.g. a CUDA 12.x build index)
 #   TORCH_INDEX    optional extra --index-url for torch wheels
-#   D2_SOURCE      "auto" (default: official git source, else the PyPI snapshot),
+#   D2_SOURCE      "auto" (default: official git source at D2_COMMIT, else the PyPI snapshot),
 #                  "git" (official git only) or "snapshot" (PyPI snapshot only)
 #   PYTHON         interpreter used to create the venv (default python3)
 set -euo pipefail
@@ -17,7 +17,11 @@ VENV="$ROOT/.venv"
 PYTHON="${PYTHON:-python3}"
 TORCH_SPEC="${TORCH_SPEC:-torch==2.14.1 torchvision==0.29.1}"
 D2_SOURCE="${D2_SOURCE:-auto}"
-D2_GIT="git+https://github.com/facebookresearch/detectron2.git"
+# The commit of facebookresearch/detectron2 its git source is installed from: HEAD moves, and every
+# set-up should build the same detectron2. 02b5c4e is the newest commit as of 2026-06-06; bump it
+# deliberately and rerun the tests.
+D2_COMMIT="02b5c4e295e990042a714712c21dc79b731e8833"
+D2_GIT="git+https://github.com/facebookresearch/detectron2.git@$D2_COMMIT"
 D2_SNAPSHOT="sal-detectron2==0.7.2"
 
 say() { printf '\n[setup] %s\n' "$*"; }
@@ -47,7 +51,7 @@ fi
 say "installing detectron2's Python requirements, pycocotools, opencv-python-headless"
 "${PIP[@]}" -q "setuptools<81" "numpy" "Pillow" "fvcore>=0.1.5,<0.1.6" "iopath>=0.1.7,<0.1.11" \
   "yacs" "omegaconf>=2.1,<2.4" "hydra-core>=1.1" "pycocotools>=2.0.2" termcolor tabulate cloudpickle \
-  tqdm tensorboard matplotlib black opencv-python-headless \
+  tqdm tensorboard matplotlib black opencv-python-headless packaging \
   || die "could not install detectron2's requirements"
 
 have_d2() { "$PY" -c "import detectron2, detectron2.config" 2>/dev/null; }
@@ -83,7 +87,25 @@ else
 fi
 
 say "installing maskx-d2 in editable mode with its test extras"
-"${PIP[@]}" -q --no-build-isolation -e "$ROOT[test]" || die "could not install maskx-d2 from $ROOT"
+# --no-deps: setup.py requires detectron2, which is not on PyPI, and the snapshot above is
+# registered as sal-detectron2, so a resolving install would try (and fail) to fetch detectron2
+# from PyPI. The other requirements and the test extras are read from the installed metadata
+# (setup.py stays the one list) and installed next, detectron2 left out.
+"${PIP[@]}" -q --no-build-isolation --no-deps -e "$ROOT" || die "could not install maskx-d2 from $ROOT"
+req_lines="$("$PY" - <<'PYREQS'
+from importlib.metadata import requires
+
+from packaging.requirements import Requirement
+
+for spec in requires("maskx-d2"):
+    req = Requirement(spec)
+    if req.name != "detectron2" and (req.marker is None or req.marker.evaluate({"extra": "test"})):
+        req.marker = None
+        print(req)
+PYREQS
+)" || die "could not read maskx-d2's requirements"
+mapfile -t REQS <<<"$req_lines"
+"${PIP[@]}" -q "${REQS[@]}" || die "could not install maskx-d2's requirements: ${REQS[*]}"
 
 say "checking the installation"
 "$PY" - <<'PYCHECK' || die "maskx_d2 does not import; see the traceback above"

@@ -18,23 +18,19 @@ import logging
 import os
 import weakref
 
-import maskx_d2  # noqa: F401  (first: makes detectron2 importable without its compiled ops)
-
-# isort: split
 from detectron2.config import get_cfg
 from detectron2.data import build_detection_test_loader
 from detectron2.engine import (
     DefaultTrainer,
     default_argument_parser,
     default_setup,
-    hooks,
     launch,
 )
 from detectron2.evaluation import verify_results
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
-from maskx_d2 import add_maskx_config
+from maskx_d2 import add_maskx_config, check_compiled_ops
 from maskx_d2.checkpoint import MaskXCheckpointer
 from maskx_d2.data import PartiallySupervisedDatasetMapper
 from maskx_d2.engine import IterationSeed, ResumableTrainLoader, ddp_on_cpu
@@ -54,13 +50,11 @@ class Trainer(DefaultTrainer):
     def __init__(self, cfg):
         with ddp_on_cpu():  # --num-gpus N without CUDA: N gloo processes
             super().__init__(cfg)
-        # Same model, directory and trainer; adds the loading summary.
-        self.checkpointer = MaskXCheckpointer(
-            self.checkpointer.model, cfg.OUTPUT_DIR, trainer=weakref.proxy(self)
-        )
-        for hook in self._hooks:
-            if isinstance(hook, hooks.PeriodicCheckpointer):
-                hook.checkpointer = self.checkpointer
+
+    @classmethod
+    def build_model(cls, cfg):
+        check_compiled_ops(cfg)  # a clear error before detectron2 builds a dummy layer
+        return super().build_model(cfg)
 
     @classmethod
     def build_train_loader(cls, cfg):
@@ -68,6 +62,15 @@ class Trainer(DefaultTrainer):
         return ResumableTrainLoader(cfg, mapper=PartiallySupervisedDatasetMapper(cfg, True))
 
     def build_hooks(self):
+        # DefaultTrainer.__init__ makes a plain DetectionCheckpointer, then calls build_hooks, whose
+        # PeriodicCheckpointer takes self.checkpointer: replacing it here (same model, directory
+        # and trainer; adds the loading summary and atomic saves) is the one public override
+        # point where resume_or_load and the periodic saves both get ours, without editing the
+        # registered hooks afterwards. Guarded so that a second call keeps the same object.
+        if not isinstance(self.checkpointer, MaskXCheckpointer):
+            self.checkpointer = MaskXCheckpointer(
+                self.checkpointer.model, self.cfg.OUTPUT_DIR, trainer=weakref.proxy(self)
+            )
         # First: reseeds before any other hook's before_step (see maskx_d2/engine.py).
         return [IterationSeed(self.cfg.SEED, self.data_loader)] + super().build_hooks()
 

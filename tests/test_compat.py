@@ -105,6 +105,15 @@ def test_configs_needing_a_compiled_op_fail_naming_it(opts, op, key):
         check_compiled_ops(cfg)
 
 
+@without_c
+def test_train_net_refuses_before_detectron2_builds_a_dummy_layer():
+    from train_net import Trainer
+
+    cfg = _cfg("MODEL.RESNETS.DEFORM_ON_PER_STAGE", [False, True, True, True])
+    with pytest.raises(CompiledOpsUnavailable, match="deformable convolution"):
+        Trainer.build_model(cfg)
+
+
 def test_pure_pytorch_ops_used_by_mask_rcnn_work():
     from detectron2.layers import ROIAlign, batched_nms
 
