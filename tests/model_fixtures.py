@@ -1,13 +1,25 @@
-"""Tiny models and inputs for fast CPU tests of the Mask^X heads."""
+"""Tiny models and inputs for fast CPU tests of the Mask^X heads.
 
+The ROI-head helpers (``IMAGE``, ``FEATURE_SHAPE``, :func:`roi_heads`, :func:`jittered_proposals`)
+are shared by tests/test_partial_supervision.py and tests/test_autocast.py.
+"""
+
+import maskx_d2  # noqa: F401  isort: skip  (before detectron2: installs its _C stand-in)
+
+# isort: split
 import torch
 from detectron2.config import get_cfg
 from detectron2.layers import ShapeSpec
 from detectron2.modeling.box_regression import Box2BoxTransform
-from detectron2.modeling.roi_heads import FastRCNNOutputLayers
+from detectron2.modeling.roi_heads import FastRCNNOutputLayers, build_roi_heads
 from detectron2.structures import Boxes, Instances, PolygonMasks
 
 from maskx_d2 import add_maskx_config
+
+# Side of the images of targets_with_partial_masks(), and the one feature map the ROI heads of
+# tiny_cfg() read (IN_FEATURES ["p2"], stride 4, 8 channels).
+IMAGE = 64
+FEATURE_SHAPE = {"p2": ShapeSpec(channels=8, stride=4)}
 
 
 def tiny_cfg(num_classes=5, **maskx):
@@ -67,7 +79,7 @@ def mask_proposals(num_classes=5, image_size=32, seed=0):
     return out
 
 
-def targets_with_partial_masks(image_size=64):
+def targets_with_partial_masks(image_size=IMAGE):
     """Ground truth of two images; the second instance of each is box-only."""
     targets = []
     for k in range(2):
@@ -78,3 +90,24 @@ def targets_with_partial_masks(image_size=64):
         t.gt_has_mask = torch.tensor([True, False])
         targets.append(t)
     return targets
+
+
+def roi_heads(num_classes=5, **maskx):
+    """MaskXROIHeads of tiny_cfg(num_classes, **maskx) on FEATURE_SHAPE, seeded weights."""
+    torch.manual_seed(0)
+    return build_roi_heads(tiny_cfg(num_classes, **maskx), FEATURE_SHAPE)
+
+
+def jittered_proposals(targets, extra=20, seed=0):
+    """Proposals = jittered copies of the GT boxes plus random boxes, per image."""
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for t in targets:
+        gt = t.gt_boxes.tensor.repeat(4, 1) + torch.randn(4 * len(t), 4, generator=g)
+        rand = torch.rand(extra, 2, generator=g) * IMAGE / 2
+        boxes = torch.cat([gt, torch.cat([rand, rand + IMAGE / 3], 1)]).clamp(0, IMAGE - 1)
+        p = Instances((IMAGE, IMAGE))
+        p.proposal_boxes = Boxes(boxes)
+        p.objectness_logits = torch.zeros(len(boxes))
+        out.append(p)
+    return out

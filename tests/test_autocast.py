@@ -5,11 +5,13 @@ same casting rules apply on the CPU with bfloat16/float16, so dtype mismatches b
 features, T's predicted weights and the MLP branch show up here without a GPU.
 """
 
+import maskx_d2  # noqa: F401  isort: skip  (before detectron2: installs its _C stand-in)
+
+# isort: split
 import pytest
 import torch
 from detectron2.utils.events import EventStorage
-from model_fixtures import targets_with_partial_masks
-from test_partial_supervision import IMAGE, _heads, _proposals
+from model_fixtures import IMAGE, jittered_proposals, roi_heads, targets_with_partial_masks
 
 MODES = [
     {"MASK_PREDICTOR": "transfer", "MLP_BRANCH.ENABLED": True},
@@ -22,12 +24,12 @@ MODES = [
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
 @pytest.mark.parametrize("maskx", MODES, ids=lambda m: "-".join(map(str, m.values())))
 def test_train_and_infer_under_autocast(maskx, dtype):
-    heads = _heads(**maskx)
+    heads = roi_heads(**maskx)
     targets = targets_with_partial_masks()
     features = {"p2": torch.rand(2, 8, IMAGE // 4, IMAGE // 4)}
     torch.manual_seed(0)
     with EventStorage(), torch.autocast("cpu", dtype=dtype):
-        _, losses = heads(None, features, _proposals(targets), targets)
+        _, losses = heads(None, features, jittered_proposals(targets), targets)
     assert all(torch.isfinite(v) for v in losses.values()), losses
     assert losses["loss_mask"].item() > 0
     sum(losses.values()).backward()
@@ -39,7 +41,7 @@ def test_train_and_infer_under_autocast(maskx, dtype):
     heads.eval()
     heads.box_predictor.test_score_thresh = 0.0
     with torch.no_grad(), torch.autocast("cpu", dtype=dtype):
-        detections, _ = heads(None, features, _proposals(targets))
+        detections, _ = heads(None, features, jittered_proposals(targets))
     masks = detections[0].pred_masks
     assert len(masks) > 0 and masks.shape[1:] == (1, 14, 14)
     assert torch.isfinite(masks.float()).all() and 0 <= masks.min() and masks.max() <= 1

@@ -7,6 +7,9 @@ positives), which would fail if those instances were dropped from the ground tru
 targets.
 """
 
+import maskx_d2  # noqa: F401  isort: skip  (before detectron2: installs its _C stand-in)
+
+# isort: split
 import json
 import logging
 
@@ -147,7 +150,7 @@ def test_visual_genome_val_gets_box_ap_only(tmp_path):
     """vg3k_val as registered (no masks anywhere): box AP on all, A (COCO classes) and B."""
     import torch
     from detectron2.structures import Boxes, BoxMode, Instances
-    from test_visual_genome import standard_vg
+    from visual_genome_fixtures import standard_vg
 
     from maskx_d2.data.visual_genome import register_vg3k
 

@@ -1,39 +1,26 @@
 """Per-instance partial supervision through MaskXROIHeads, and scaling to 3000 classes."""
 
+import maskx_d2  # noqa: F401  isort: skip  (before detectron2: installs its _C stand-in)
+
+# isort: split
 import copy
 
 import pytest
 import torch
-from detectron2.layers import ShapeSpec
 from detectron2.modeling.roi_heads import build_roi_heads
 from detectron2.structures import Boxes, Instances, PolygonMasks
 from detectron2.utils.events import EventStorage
-from model_fixtures import square, targets_with_partial_masks, tiny_cfg
+from model_fixtures import (
+    FEATURE_SHAPE,
+    IMAGE,
+    jittered_proposals,
+    roi_heads,
+    square,
+    targets_with_partial_masks,
+    tiny_cfg,
+)
 
 from maskx_d2.modeling import mask_availability, select_mask_supervised
-
-IMAGE = 64
-FEATURE_SHAPE = {"p2": ShapeSpec(channels=8, stride=4)}
-
-
-def _heads(num_classes=5, **maskx):
-    torch.manual_seed(0)
-    return build_roi_heads(tiny_cfg(num_classes, **maskx), FEATURE_SHAPE)
-
-
-def _proposals(targets, extra=20, seed=0):
-    """Proposals = jittered copies of the GT boxes plus random boxes, per image."""
-    g = torch.Generator().manual_seed(seed)
-    out = []
-    for t in targets:
-        gt = t.gt_boxes.tensor.repeat(4, 1) + torch.randn(4 * len(t), 4, generator=g)
-        rand = torch.rand(extra, 2, generator=g) * IMAGE / 2
-        boxes = torch.cat([gt, torch.cat([rand, rand + IMAGE / 3], 1)]).clamp(0, IMAGE - 1)
-        p = Instances((IMAGE, IMAGE))
-        p.proposal_boxes = Boxes(boxes)
-        p.objectness_logits = torch.zeros(len(boxes))
-        out.append(p)
-    return out
 
 
 def _mask_loss(heads, targets, seed=0):
@@ -43,7 +30,7 @@ def _mask_loss(heads, targets, seed=0):
     heads.train()
     torch.manual_seed(seed)  # proposal sampling is random
     with EventStorage():
-        _, losses = heads(None, features, _proposals(targets), targets)
+        _, losses = heads(None, features, jittered_proposals(targets), targets)
     return losses
 
 
@@ -59,7 +46,7 @@ def test_mask_availability_rules():
 
 @pytest.mark.parametrize("predictor", ["transfer", "class_agnostic", "class_specific"])
 def test_box_only_masks_change_nothing(predictor):
-    heads = _heads(MASK_PREDICTOR=predictor, **{"MLP_BRANCH.ENABLED": True})
+    heads = roi_heads(MASK_PREDICTOR=predictor, **{"MLP_BRANCH.ENABLED": True})
     base = _mask_loss(heads, targets_with_partial_masks())
     changed = targets_with_partial_masks()
     for t in changed:  # a different (wrong) mask for the box-only instance
@@ -81,7 +68,7 @@ def test_box_only_masks_change_nothing(predictor):
 
 @pytest.mark.parametrize("predictor", ["transfer", "class_agnostic", "class_specific"])
 def test_all_box_only_batch_gives_zero_loss_and_zero_gradients(predictor):
-    heads = _heads(MASK_PREDICTOR=predictor, **{"MLP_BRANCH.ENABLED": True})
+    heads = roi_heads(MASK_PREDICTOR=predictor, **{"MLP_BRANCH.ENABLED": True})
     targets = targets_with_partial_masks()
     for t in targets:
         t.gt_has_mask = torch.zeros(len(t), dtype=torch.bool)
@@ -96,7 +83,7 @@ def test_all_box_only_batch_gives_zero_loss_and_zero_gradients(predictor):
 
 
 def test_images_without_any_ground_truth():
-    heads = _heads()
+    heads = roi_heads()
     empty = Instances((IMAGE, IMAGE))
     empty.gt_boxes = Boxes(torch.zeros(0, 4))
     empty.gt_classes = torch.zeros(0, dtype=torch.int64)
@@ -114,13 +101,13 @@ def test_freeze_detector_requires_maskx_meta_arch():
 
 
 def test_frozen_roi_heads_give_only_the_mask_loss():
-    heads = _heads(FREEZE_DETECTOR=True)
+    heads = roi_heads(FREEZE_DETECTOR=True)
     assert set(_mask_loss(heads, targets_with_partial_masks())) == {"loss_mask"}
 
 
 @pytest.mark.parametrize("num_classes", [3000])
 def test_3000_class_heads_train_and_infer_on_cpu(num_classes):
-    heads = _heads(num_classes, **{"MLP_BRANCH.ENABLED": True})
+    heads = roi_heads(num_classes, **{"MLP_BRANCH.ENABLED": True})
     targets = targets_with_partial_masks()
     for t in targets:
         t.gt_classes = torch.tensor([2999, 1500])
@@ -131,7 +118,7 @@ def test_3000_class_heads_train_and_infer_on_cpu(num_classes):
     features = {"p2": torch.rand(2, 8, IMAGE // 4, IMAGE // 4)}
     with torch.no_grad():
         heads.box_predictor.test_score_thresh = 0.0
-        detections, _ = heads(None, features, _proposals(targets))
+        detections, _ = heads(None, features, jittered_proposals(targets))
     assert len(detections[0]) > 0
     assert detections[0].pred_masks.shape[1:] == (1, 14, 14)
     assert detections[0].pred_classes.max() < num_classes

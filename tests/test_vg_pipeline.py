@@ -5,6 +5,9 @@ class, one label space) trains; the VG val split, which has no masks, is evaluat
 on all classes, on A (COCO) and on B.
 """
 
+import maskx_d2  # noqa: F401  isort: skip  (before detectron2: installs its _C stand-in)
+
+# isort: split
 import json
 import os
 
@@ -12,7 +15,7 @@ import numpy as np
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from PIL import Image
 from pipeline_fixtures import INSTANT
-from test_visual_genome import standard_vg
+from visual_genome_fixtures import standard_vg
 
 import train_net
 from maskx_d2.data.visual_genome import register_vg3k, register_vg3k_coco_joint

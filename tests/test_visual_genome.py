@@ -6,19 +6,27 @@ import os
 
 import numpy as np
 import pytest
+from PIL import Image
 
 import maskx_d2  # noqa: F401  (makes detectron2 importable)
 
 # isort: split
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.structures import BoxMode
+from visual_genome_fixtures import (
+    STANDARD_POOL,
+    TOP_100,
+    coco_synset,
+    standard_vg,
+    vg_object,
+    write_vg,
+)
 
 from maskx_d2.data import vg_tables
 from maskx_d2.data.vg_dicts import vg_dataset_dicts
 from maskx_d2.data.vg_json import iter_json_array
 from maskx_d2.data.vg_tables import load_vg_tables
 from maskx_d2.data.vg_vocab import (
-    COCO_TO_VG_MANUAL,
     VGCategories,
     build_vg_categories,
     match_coco_to_synsets,
@@ -33,80 +41,6 @@ from maskx_d2.data.visual_genome import (
     register_vg3k,
     vg_split_buckets,
 )
-
-
-def coco_synset(name):
-    """The VG synset the alignment should find for a COCO class name."""
-    return COCO_TO_VG_MANUAL.get(name, name.replace(" ", "_") + ".n.01")
-
-
-def vg_object(object_id, synsets, x=1, y=2, w=10, h=20):
-    names = [synset_readable_name(s) for s in synsets]
-    return {
-        "synsets": synsets,
-        "h": h,
-        "object_id": object_id,
-        "merged_object_ids": [],
-        "names": names,
-        "w": w,
-        "y": y,
-        "x": x,
-    }
-
-
-def write_vg(root, images, objects_by_image):
-    """Write image_data.json / objects.json. ``images``: [(image_id, coco_id)]."""
-    os.makedirs(root, exist_ok=True)
-    folder = lambda i: "VG_100K" if i % 2 else "VG_100K_2"  # noqa: E731
-    image_data = [
-        {
-            "width": 800,
-            "url": f"https://cs.stanford.edu/people/rak248/{folder(i)}/{i}.jpg",
-            "height": 600,
-            "image_id": i,
-            "coco_id": c,
-            "flickr_id": None,
-        }
-        for i, c in images
-    ]
-    objects = [
-        {
-            "image_id": i,
-            "objects": objects_by_image.get(i, []),
-            "image_url": f"https://cs.stanford.edu/people/rak248/{folder(i)}/{i}.jpg",
-        }
-        for i, _ in images
-    ]
-    with open(os.path.join(root, "image_data.json"), "w") as f:
-        json.dump(image_data, f)
-    with open(os.path.join(root, "objects.json"), "w") as f:
-        json.dump(objects, f, indent=1)
-
-
-# Object k of STANDARD_POOL goes to image k % 60 + 1. Every COCO class occurs 40 times, then
-# thing{j} j + 3 times: the top 100 synsets are the 80 COCO ones and thing10..thing29.
-STANDARD_POOL = [coco_synset(n) for n in COCO_NAMES] * 40 + [
-    f"thing{j}.n.01" for j in range(30) for _ in range(j + 3)
-]
-TOP_100 = {coco_synset(n) for n in COCO_NAMES} | {f"thing{j}.n.01" for j in range(10, 30)}
-
-
-def standard_vg(root, num_images=60, coco_ids=None):
-    """60 images with STANDARD_POOL's objects.
-
-    Image 1 also holds objects with 0 and with 2 synsets, and one with a rare synset.
-    """
-    coco_ids = coco_ids or {}
-    objs, oid = {}, 0
-    for k, s in enumerate(STANDARD_POOL):
-        oid += 1
-        objs.setdefault(k % num_images + 1, []).append(vg_object(oid, [s], x=k % 7))
-    objs[1] += [
-        vg_object(9001, []),
-        vg_object(9002, ["thing0.n.01", "thing1.n.01"]),
-        vg_object(9003, ["rare.n.01"]),
-    ]
-    write_vg(root, [(i, coco_ids.get(i)) for i in range(1, num_images + 1)], objs)
 
 
 def test_iter_json_array_small_chunks(tmp_path):
@@ -350,18 +284,31 @@ def test_joint_label_space_coco_masks_vg_boxes(tmp_path):
                     "iscrowd": 0,
                     "segmentation": poly,
                 },
+                {  # its polygon is too short: kept as a box-only person, as in every loader
+                    "id": 3,
+                    "image_id": 7,
+                    "category_id": 1,
+                    "bbox": [20, 20, 8, 8],
+                    "area": 32,
+                    "iscrowd": 0,
+                    "segmentation": [[20.0, 20.0, 28.0, 20.0]],
+                },
             ],
             "categories": [{"id": 1, "name": "person"}, {"id": 90, "name": "toothbrush"}],
         },
         open(coco_json, "w"),
     )
+    (tmp_path / "coco").mkdir()
+    Image.new("RGB", (60, 50)).save(tmp_path / "coco" / "000007.jpg")
     name = "vg3k_coco_joint_test_tiny"
     dicts = load_vg3k_coco_joint(
         root, coco_json, str(tmp_path / "coco"), dataset_name=name, num_classes=100
     )
     coco, vg = dicts[0], dicts[1:]
-    assert [a["category_id"] for a in coco["annotations"]] == [79, 0]  # toothbrush, person
-    assert all(a["segmentation"] == poly for a in coco["annotations"])
+    # toothbrush, person, person (box-only)
+    assert [a["category_id"] for a in coco["annotations"]] == [79, 0, 0]
+    assert [a.get("segmentation") for a in coco["annotations"]][:2] == [poly, poly]
+    assert "segmentation" not in coco["annotations"][2]
     vg_anns = [a for d in vg for a in d["annotations"]]
     assert vg_anns and all("segmentation" not in a for a in vg_anns)
     assert {a["category_id"] for a in vg_anns} == set(range(100))  # A and B both get boxes
@@ -412,3 +359,13 @@ def test_registration_is_lazy_and_sets_contract_metadata(tmp_path):
     train = DatasetCatalog.get("vg3k_test_tiny_train")
     assert 1 not in {d["image_id"] for d in train} and len(train) > 40
     assert len(MetadataCatalog.get("vg3k_test_tiny_train").thing_classes) == 90
+
+
+def test_joint_set_refuses_a_coco_json_with_other_categories(tmp_path):
+    root = str(tmp_path / "vg")
+    standard_vg(root)
+    coco_json = str(tmp_path / "instances_train2017.json")
+    with open(coco_json, "w") as f:
+        json.dump({"images": [], "annotations": [], "categories": [{"id": 95, "name": "x"}]}, f)
+    with pytest.raises(ValueError, match=r"instances_train2017.json: category ids \[95\]"):
+        load_vg3k_coco_joint(root, coco_json, str(tmp_path), num_classes=100)

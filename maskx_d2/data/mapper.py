@@ -96,6 +96,12 @@ class PartiallySupervisedDatasetMapper(DatasetMapper):
             )
             if with_mask:
                 obj["segmentation"] = _clean_polygons(obj["segmentation"])
+                if not has_usable_segmentation(obj["segmentation"]):
+                    # Cropped away entirely: the object is outside the crop even if a corner of
+                    # its box is not, so drop it, as detectron2 does (its box, recomputed from
+                    # the empty mask, is empty). Keeping it box-only would train a box on
+                    # background.
+                    continue
             annos.append(obj)
         instances = utils.annotations_to_instances(
             [{k: v for k, v in a.items() if k != "segmentation"} for a in annos], image_shape
@@ -104,7 +110,7 @@ class PartiallySupervisedDatasetMapper(DatasetMapper):
             self._attach_partial_masks(instances, annos, image_shape)
         instances = utils.filter_empty_instances(instances, by_box=True, by_mask=False)
         if self.use_instance_mask:
-            # A mask cropped away entirely leaves a box-only instance, not a wrong target.
+            # A mask that became empty in rasterisation is no target: box-only instead.
             instances.gt_has_mask &= instances.gt_masks.nonempty()
         dataset_dict["instances"] = instances
 
