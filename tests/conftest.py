@@ -5,11 +5,6 @@ The fuzz fixtures are named ``fuzz_*`` because a conftest fixture is visible to 
 the image pool holds unreadable files on purpose.
 """
 
-# maskx_d2 first: the helper modules below import detectron2, which must find the stand-in
-# for its compiled extension (installed by maskx_d2) or it falls back to dummy layers.
-import maskx_d2  # noqa: F401  isort: skip
-
-# isort: split
 import itertools
 
 import numpy as np

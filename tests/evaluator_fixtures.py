@@ -8,9 +8,6 @@ boxes and masks, independently of detectron2. The fixtures that register this gr
 in conftest.py (``register_eval_set``, ``eval_gt_json``).
 """
 
-import maskx_d2  # noqa: F401  isort: skip  (before detectron2: installs its _C stand-in)
-
-# isort: split
 import contextlib
 import io
 import json

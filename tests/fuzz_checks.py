@@ -14,13 +14,11 @@ import os
 import numpy as np
 import pycocotools.mask as mask_util
 import torch
+from detectron2.structures import BitMasks, BoxMode, PolygonMasks
 from fuzz_fixtures import NUM_CATEGORIES
 from PIL import Image
 
-import maskx_d2  # noqa: F401  (makes detectron2 importable)
-
-# isort: split
-from detectron2.structures import BitMasks, BoxMode, PolygonMasks
+import maskx_d2  # noqa: F401  (registers the datasets and model parts)
 
 # ---- Errors ----------------------------------------------------------------------------------
 

@@ -4,9 +4,6 @@ The ROI-head helpers (``IMAGE``, ``FEATURE_SHAPE``, :func:`roi_heads`, :func:`ji
 are shared by tests/test_partial_supervision.py and tests/test_autocast.py.
 """
 
-import maskx_d2  # noqa: F401  isort: skip  (before detectron2: installs its _C stand-in)
-
-# isort: split
 import torch
 from detectron2.config import get_cfg
 from detectron2.layers import ShapeSpec

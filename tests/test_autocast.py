@@ -5,13 +5,12 @@ same casting rules apply on the CPU with bfloat16/float16, so dtype mismatches b
 features, T's predicted weights and the MLP branch show up here without a GPU.
 """
 
-import maskx_d2  # noqa: F401  isort: skip  (before detectron2: installs its _C stand-in)
-
-# isort: split
 import pytest
 import torch
 from detectron2.utils.events import EventStorage
 from model_fixtures import IMAGE, jittered_proposals, roi_heads, targets_with_partial_masks
+
+import maskx_d2  # noqa: F401  (registers the datasets and model parts)
 
 MODES = [
     {"MASK_PREDICTOR": "transfer", "MLP_BRANCH.ENABLED": True},

@@ -16,12 +16,8 @@ from coco_fixtures import (
     write_coco_dataset,
     write_images,
 )
-from PIL import Image
-
-import maskx_d2  # noqa: F401  (makes detectron2 importable)
-
-# isort: split
 from detectron2.data import DatasetCatalog, MetadataCatalog
+from PIL import Image
 
 from maskx_d2.data.custom import (
     load_partially_supervised_coco_json,

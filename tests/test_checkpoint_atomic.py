@@ -5,13 +5,11 @@ import subprocess
 import sys
 import textwrap
 
-import maskx_d2.checkpoint  # noqa: F401  (first: makes detectron2 importable)
-
-# isort: split
 import pytest
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
 
+import maskx_d2.checkpoint
 from maskx_d2.checkpoint import MaskXCheckpointer
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")

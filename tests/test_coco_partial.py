@@ -4,10 +4,6 @@ import os
 
 import pytest
 from coco_fixtures import COCO_SETS, write_coco_root
-
-import maskx_d2  # noqa: F401  (makes detectron2 importable)
-
-# isort: split
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
 from maskx_d2.data.coco_partial import predefined_coco_partial_names, register_all_coco_partial

@@ -4,10 +4,6 @@ import os
 
 import pytest
 from coco_fixtures import coco_categories, make_coco_dataset, write_coco_dataset
-
-import maskx_d2  # noqa: F401  (makes detectron2 importable)
-
-# isort: split
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.datasets import load_coco_json
 

@@ -6,13 +6,10 @@ import os
 import cv2
 import numpy as np
 import torch
-
-import maskx_d2  # noqa: F401  (first: makes detectron2 importable)
-
-# isort: split
 from detectron2.config import get_cfg
 from detectron2.structures import Boxes, Instances
 
+import maskx_d2
 from maskx_d2.data.synthetic import (
     SHIFTED_MASK_CLASSES,
     SYNTHETIC_CLASSES,

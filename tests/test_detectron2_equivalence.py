@@ -11,9 +11,6 @@ same weights and inputs, and ``PartiallySupervisedDatasetMapper`` with ``Dataset
 same records and augmentation seeds.
 """
 
-import maskx_d2  # noqa: F401  isort: skip  (before detectron2: installs its _C stand-in)
-
-# isort: split
 import copy
 import os
 

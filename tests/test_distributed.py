@@ -17,9 +17,6 @@ import os
 import shutil
 from datetime import timedelta
 
-import maskx_d2  # noqa: F401  (first: makes detectron2 importable)
-
-# isort: split
 import pytest
 import torch
 from detectron2.data import DatasetCatalog, MetadataCatalog
@@ -27,6 +24,7 @@ from detectron2.engine import HookBase, launch
 from detectron2.utils import comm
 from pipeline_fixtures import INSTANT
 
+import maskx_d2  # noqa: F401  (registers the datasets and model parts)
 import train_net
 
 OPTS = [

@@ -6,9 +6,6 @@ Ground truth, detections and the pycocotools reference: tests/evaluator_fixtures
 import logging
 import math
 
-import maskx_d2  # noqa: F401  (makes detectron2 importable first)
-
-# isort: split
 import pytest
 import torch
 from detectron2.evaluation import COCOEvaluator

@@ -7,9 +7,6 @@ positives), which would fail if those instances were dropped from the ground tru
 targets.
 """
 
-import maskx_d2  # noqa: F401  isort: skip  (before detectron2: installs its _C stand-in)
-
-# isort: split
 import json
 import logging
 

@@ -32,7 +32,6 @@ from fuzz_fixtures import (
     valid_polygon,
 )
 
-import maskx_d2  # noqa: F401  (makes detectron2 importable)
 from maskx_d2.data.custom import load_partially_supervised_coco_json
 
 NUM_COCO_FILE_CASES = 300

@@ -9,6 +9,7 @@ The policy every case is held to is stated once, in fuzz_checks.py.
 import os
 
 import numpy as np
+from detectron2.structures import BoxMode
 from fuzz_checks import check_clear_error, check_mapped, check_record
 from fuzz_fixtures import (
     BAD_IMAGES,
@@ -24,11 +25,6 @@ from fuzz_fixtures import (
     random_rle,
     valid_polygon,
 )
-
-import maskx_d2  # noqa: F401  (makes detectron2 importable)
-
-# isort: split
-from detectron2.structures import BoxMode
 
 from maskx_d2.data.validation import validate_coco_dicts
 

@@ -12,7 +12,6 @@ import json
 import pytest
 from fuzz_fixtures import NAN, base_coco
 
-import maskx_d2  # noqa: F401  (makes detectron2 importable)
 from maskx_d2.data.custom import load_partially_supervised_coco_json
 from maskx_d2.data.validation import AnnotationError
 

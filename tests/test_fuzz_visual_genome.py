@@ -23,7 +23,6 @@ from fuzz_fixtures import (
     pick,
 )
 
-import maskx_d2  # noqa: F401  (makes detectron2 importable)
 from maskx_d2.data.vg_dicts import vg_dataset_dicts
 from maskx_d2.data.vg_tables import load_vg_tables
 from maskx_d2.data.vg_vocab import VGCategories

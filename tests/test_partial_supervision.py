@@ -1,8 +1,5 @@
 """Per-instance partial supervision through MaskXROIHeads, and scaling to 3000 classes."""
 
-import maskx_d2  # noqa: F401  isort: skip  (before detectron2: installs its _C stand-in)
-
-# isort: split
 import copy
 
 import pytest

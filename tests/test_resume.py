@@ -7,15 +7,13 @@ import json
 import math
 import os
 
-import maskx_d2  # noqa: F401  (first: makes detectron2 importable)
-
-# isort: split
 import pytest
 import torch
 from detectron2.engine import HookBase
 from detectron2.utils.events import get_event_storage
 from pipeline_fixtures import INSTANT
 
+import maskx_d2  # noqa: F401  (registers the datasets and model parts)
 import train_net
 
 # Six steps, checkpoints after steps 2 and 5; no evaluation (not what is tested here).

@@ -3,10 +3,6 @@
 import numpy as np
 import pytest
 
-import maskx_d2  # noqa: F401  (makes detectron2 importable)
-
-# isort: split
-
 from maskx_d2.data.splits import (
     COCO_CATEGORY_IDS,
     COCO_THING_CATEGORIES,

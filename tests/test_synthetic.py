@@ -9,12 +9,8 @@ import os
 
 import numpy as np
 import pytest
-from pycocotools import mask as mask_util
-
-import maskx_d2  # noqa: F401  (makes detectron2 importable)
-
-# isort: split
 from detectron2.data import DatasetCatalog, MetadataCatalog
+from pycocotools import mask as mask_util
 
 from maskx_d2.data.synthetic import (
     CLASS_PARTS,

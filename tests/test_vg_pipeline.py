@@ -5,9 +5,6 @@ class, one label space) trains; the VG val split, which has no masks, is evaluat
 on all classes, on A (COCO) and on B.
 """
 
-import maskx_d2  # noqa: F401  isort: skip  (before detectron2: installs its _C stand-in)
-
-# isort: split
 import json
 import os
 

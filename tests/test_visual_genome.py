@@ -6,13 +6,9 @@ import os
 
 import numpy as np
 import pytest
-from PIL import Image
-
-import maskx_d2  # noqa: F401  (makes detectron2 importable)
-
-# isort: split
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.structures import BoxMode
+from PIL import Image
 from visual_genome_fixtures import (
     STANDARD_POOL,
     TOP_100,

@@ -4,9 +4,6 @@ Shared by tests/test_visual_genome.py (the loaders), tests/test_vg_pipeline.py (
 end) and tests/test_evaluator_box_only.py (box AP on the VG val split).
 """
 
-import maskx_d2  # noqa: F401  isort: skip  (before detectron2: installs its _C stand-in)
-
-# isort: split
 import json
 import os
 
