@@ -27,8 +27,8 @@ NUM_SYNSETS = 7_000
 def _synset_vocabulary(rng):
     """NUM_SYNSETS synsets, most frequent first; COCO's 80 at random ranks below 2000."""
     import maskx_d2  # noqa: F401
-    from maskx_d2.data.vg_vocab import COCO_TO_VG_MANUAL
-    from maskx_d2.data.visual_genome import COCO_NAMES
+    from maskx_d2.data.datasets.visual_genome.loading import COCO_NAMES
+    from maskx_d2.data.datasets.visual_genome.vocab import COCO_TO_VG_MANUAL
 
     coco = [COCO_TO_VG_MANUAL.get(n, n.replace(" ", "_") + ".n.01") for n in COCO_NAMES]
     vocab = [f"word_{i}.n.0{1 + i % 3}" for i in range(NUM_SYNSETS - len(coco))]
@@ -112,8 +112,8 @@ def _peak_rss_mib() -> float:
 def _measure(workdir: str, what: str) -> None:
     """Child process: run one measurement, print a json line."""
     import maskx_d2  # noqa: F401
-    from maskx_d2.data.vg_tables import load_vg_tables
-    from maskx_d2.data.visual_genome import load_vg3k_json
+    from maskx_d2.data.datasets.visual_genome.loading import load_vg3k_json
+    from maskx_d2.data.datasets.visual_genome.tables import load_vg_tables
 
     base = _peak_rss_mib()
     files = [os.path.join(workdir, f) for f in ("image_data.json", "objects.json")]

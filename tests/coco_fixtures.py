@@ -19,7 +19,7 @@ import numpy as np
 import pycocotools.mask as mask_util
 from PIL import Image
 
-from maskx_d2.data.splits import COCO_THING_CATEGORIES
+from maskx_d2.data.datasets.coco_splits import COCO_THING_CATEGORIES
 
 __all__ = [
     "IMAGE_WIDTH",

@@ -19,7 +19,7 @@ from coco_fixtures import (
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from PIL import Image
 
-from maskx_d2.data.custom import (
+from maskx_d2.data.coco_json import (
     load_partially_supervised_coco_json,
     register_partially_supervised_coco_json,
 )

@@ -6,8 +6,8 @@ import pytest
 from coco_fixtures import COCO_SETS, write_coco_root
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
-from maskx_d2.data.coco_partial import predefined_coco_partial_names, register_all_coco_partial
-from maskx_d2.data.splits import COCO_CATEGORY_IDS, split_category_ids
+from maskx_d2.data.datasets.coco import predefined_coco_partial_names, register_all_coco_partial
+from maskx_d2.data.datasets.coco_splits import COCO_CATEGORY_IDS, split_category_ids
 
 PREFIX = "tmp_"
 NAMES = predefined_coco_partial_names()

@@ -10,7 +10,7 @@ from detectron2.config import get_cfg
 from detectron2.modeling import build_model
 
 from maskx_d2 import add_maskx_config
-from maskx_d2.data.splits import (
+from maskx_d2.data.datasets.coco_splits import (
     COCO_CATEGORY_IDS,
     RANDOM_SPLIT_SIZES,
     RANDOM_SPLIT_TRIALS,

@@ -10,7 +10,7 @@ from detectron2.config import get_cfg
 from detectron2.structures import Boxes, Instances
 
 import maskx_d2
-from maskx_d2.data.synthetic import (
+from maskx_d2.data.datasets.synthetic import (
     SHIFTED_MASK_CLASSES,
     SYNTHETIC_CLASSES,
     SYNTHETIC_MASK_CLASSES,

@@ -149,7 +149,7 @@ def test_visual_genome_val_gets_box_ap_only(tmp_path):
     from detectron2.structures import Boxes, BoxMode, Instances
     from visual_genome_fixtures import standard_vg
 
-    from maskx_d2.data.visual_genome import register_vg3k
+    from maskx_d2.data.datasets.visual_genome.loading import register_vg3k
 
     root = str(tmp_path / "vg")
     standard_vg(root, num_images=200)

@@ -32,7 +32,7 @@ from fuzz_fixtures import (
     valid_polygon,
 )
 
-from maskx_d2.data.custom import load_partially_supervised_coco_json
+from maskx_d2.data.coco_json import load_partially_supervised_coco_json
 
 NUM_COCO_FILE_CASES = 300
 

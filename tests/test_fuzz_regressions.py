@@ -12,7 +12,7 @@ import json
 import pytest
 from fuzz_fixtures import NAN, base_coco
 
-from maskx_d2.data.custom import load_partially_supervised_coco_json
+from maskx_d2.data.coco_json import load_partially_supervised_coco_json
 from maskx_d2.data.validation import AnnotationError
 
 

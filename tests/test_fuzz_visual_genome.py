@@ -23,9 +23,9 @@ from fuzz_fixtures import (
     pick,
 )
 
-from maskx_d2.data.vg_dicts import vg_dataset_dicts
-from maskx_d2.data.vg_tables import load_vg_tables
-from maskx_d2.data.vg_vocab import VGCategories
+from maskx_d2.data.datasets.visual_genome.dicts import vg_dataset_dicts
+from maskx_d2.data.datasets.visual_genome.tables import load_vg_tables
+from maskx_d2.data.datasets.visual_genome.vocab import VGCategories
 
 NUM_VG_CASES = 100
 VG_SYNSETS = [["dog.n.01"], ["cat.n.01"], [], ["dog.n.01", "cat.n.01"], ["tree.n.01"]]

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from maskx_d2.data.splits import (
+from maskx_d2.data.datasets.coco_splits import (
     COCO_CATEGORY_IDS,
     COCO_THING_CATEGORIES,
     NON_VOC_CATEGORY_IDS,

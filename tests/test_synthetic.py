@@ -12,7 +12,7 @@ import pytest
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from pycocotools import mask as mask_util
 
-from maskx_d2.data.synthetic import (
+from maskx_d2.data.datasets.synthetic import (
     CLASS_PARTS,
     SHIFTED_MASK_CLASSES,
     SYNTHETIC_CLASSES,
@@ -22,9 +22,9 @@ from maskx_d2.data.synthetic import (
     mask_to_polygons,
     register_synthetic_shapes,
 )
-from maskx_d2.data.synthetic.classes import COLOUR_NAMES, SHAPE_NAMES
-from maskx_d2.data.synthetic.scene import render_scene
-from maskx_d2.data.synthetic.shapes import render_shape
+from maskx_d2.data.datasets.synthetic.classes import COLOUR_NAMES, SHAPE_NAMES
+from maskx_d2.data.datasets.synthetic.scene import render_scene
+from maskx_d2.data.datasets.synthetic.shapes import render_shape
 
 NUM_IMAGES = 40
 

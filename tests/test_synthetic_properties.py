@@ -12,13 +12,13 @@ import os
 import numpy as np
 import pytest
 
-from maskx_d2.data.synthetic import (
+from maskx_d2.data.datasets.synthetic import (
     CLASS_PARTS,
     SYNTHETIC_CLASSES,
     SYNTHETIC_MASK_CLASSES,
     generate_synthetic_shapes,
 )
-from maskx_d2.data.synthetic import properties as props
+from maskx_d2.data.datasets.synthetic import properties as props
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from pipeline_fixtures import INSTANT
 from visual_genome_fixtures import standard_vg
 
 import train_net
-from maskx_d2.data.visual_genome import register_vg3k, register_vg3k_coco_joint
+from maskx_d2.data.datasets.visual_genome.loading import register_vg3k, register_vg3k_coco_joint
 
 NUM_CLASSES = 90  # the 80 COCO classes + the 10 most frequent other synsets
 

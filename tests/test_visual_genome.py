@@ -18,18 +18,9 @@ from visual_genome_fixtures import (
     write_vg,
 )
 
-from maskx_d2.data import vg_tables
-from maskx_d2.data.vg_dicts import vg_dataset_dicts
-from maskx_d2.data.vg_json import iter_json_array
-from maskx_d2.data.vg_tables import load_vg_tables
-from maskx_d2.data.vg_vocab import (
-    VGCategories,
-    build_vg_categories,
-    match_coco_to_synsets,
-    synset_readable_name,
-    top_synsets,
-)
-from maskx_d2.data.visual_genome import (
+from maskx_d2.data.datasets.visual_genome import tables as vg_tables
+from maskx_d2.data.datasets.visual_genome.dicts import vg_dataset_dicts
+from maskx_d2.data.datasets.visual_genome.loading import (
     COCO_NAMES,
     VG_SPLITS,
     load_vg3k_coco_joint,
@@ -37,6 +28,15 @@ from maskx_d2.data.visual_genome import (
     register_vg3k,
     vg_split_buckets,
 )
+from maskx_d2.data.datasets.visual_genome.tables import load_vg_tables
+from maskx_d2.data.datasets.visual_genome.vocab import (
+    VGCategories,
+    build_vg_categories,
+    match_coco_to_synsets,
+    synset_readable_name,
+    top_synsets,
+)
+from maskx_d2.data.json_stream import iter_json_array
 
 
 def test_iter_json_array_small_chunks(tmp_path):

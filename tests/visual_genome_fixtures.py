@@ -7,8 +7,8 @@ end) and tests/test_evaluator_box_only.py (box AP on the VG val split).
 import json
 import os
 
-from maskx_d2.data.vg_vocab import COCO_TO_VG_MANUAL, synset_readable_name
-from maskx_d2.data.visual_genome import COCO_NAMES
+from maskx_d2.data.datasets.visual_genome.loading import COCO_NAMES
+from maskx_d2.data.datasets.visual_genome.vocab import COCO_TO_VG_MANUAL, synset_readable_name
 
 __all__ = ["STANDARD_POOL", "TOP_100", "coco_synset", "standard_vg", "vg_object", "write_vg"]
 

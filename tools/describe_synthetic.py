@@ -6,8 +6,9 @@
 
 Prints a markdown table: per class, its set in the main and the shifted split, the number of
 instances, the share in stacks, the share whose box holds pixels of another object, and the mean
-IoU with the mask of two class-agnostic guesses (maskx_d2/data/synthetic/properties.py): the
-box's pixels of the object's main colour, and every object pixel in the box.
+IoU with the mask of two class-agnostic guesses
+(maskx_d2/data/datasets/synthetic/properties.py): the box's pixels of the object's main colour,
+and every object pixel in the box.
 """
 
 import argparse
@@ -18,13 +19,13 @@ import tempfile
 import cv2
 import numpy as np
 
-from maskx_d2.data.synthetic import (
+from maskx_d2.data.datasets.synthetic import (
     SHIFTED_MASK_CLASSES,
     SYNTHETIC_CLASSES,
     SYNTHETIC_MASK_CLASSES,
     generate_synthetic_shapes,
 )
-from maskx_d2.data.synthetic import properties as props
+from maskx_d2.data.datasets.synthetic import properties as props
 
 
 def per_class_table(coco: dict, image_dir: str) -> str:

@@ -35,8 +35,9 @@ FASTER_RCNN_NOTE = {
     101: "# detectron2 has no 1x R-101-FPN Faster R-CNN, so the detector is its 3x\n"
     "# (270k-iteration) one: a stronger detector than the paper's 1x stage 1.\n",
 }
-# The random splits of maskx_d2/data/splits.py (RANDOM_SPLIT_TRIALS, RANDOM_SPLIT_SIZES; the
-# config tests check they agree), kept literal so that this script needs no imports.
+# The random splits of maskx_d2/data/datasets/coco_splits.py (RANDOM_SPLIT_TRIALS,
+# RANDOM_SPLIT_SIZES; the config tests check they agree), kept literal so that this script needs
+# no imports.
 RANDOM_SPLIT_TRIALS = (1, 2, 3, 4, 5)
 RANDOM_SPLIT_SIZES = (20, 30, 40, 50, 60)
 EMBEDDINGS = "datasets/embeddings/coco80_{}_300d.npy"  # see docs/datasets.md

@@ -1,11 +1,15 @@
-"""Partially supervised datasets, their registration and the training mapper.
+"""Partially supervised data: the training mapper, the general loader, validation, datasets.
 
-Importing this package registers the predefined datasets (COCO A/B splits, random splits,
-Visual Genome 3000 classes, the synthetic default) under ``$DETECTRON2_DATASETS``.
+- :mod:`.mapper`: :class:`PartiallySupervisedDatasetMapper` (``gt_has_mask`` per instance);
+- :mod:`.coco_json`: load and register any COCO-format json with masks for some classes;
+- :mod:`.validation`, :mod:`.annotation_geometry`: what a bad annotation raises or skips;
+- :mod:`.json_stream`: a streaming reader for JSON arrays too large to load at once;
+- :mod:`.datasets`: the predefined datasets (COCO A/B splits, random splits, Visual Genome
+  3000 classes, the synthetic default), registered on import under ``$DETECTRON2_DATASETS``.
 """
 
-from . import coco_partial, synthetic, visual_genome  # noqa: F401  (register datasets)
-from .custom import register_partially_supervised_coco_json, strip_masks_outside
+from . import datasets  # noqa: F401  (registers the predefined datasets)
+from .coco_json import register_partially_supervised_coco_json, strip_masks_outside
 from .mapper import PartiallySupervisedDatasetMapper
 
 __all__ = [

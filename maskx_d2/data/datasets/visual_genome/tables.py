@@ -23,8 +23,8 @@ from typing import Optional
 
 import numpy as np
 
-from .annotation_geometry import is_integer
-from .vg_json import iter_json_array
+from ...annotation_geometry import is_integer
+from ...json_stream import iter_json_array
 
 __all__ = ["VGTables", "load_vg_tables", "parse_vg_tables"]
 

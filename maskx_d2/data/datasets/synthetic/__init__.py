@@ -32,7 +32,7 @@ import functools
 import os
 from typing import Dict, Optional
 
-from ..custom import register_partially_supervised_coco_json
+from ...coco_json import register_partially_supervised_coco_json
 from .classes import (
     CLASS_PARTS,
     SHIFTED_MASK_CLASSES,
@@ -100,6 +100,3 @@ def register_synthetic_shapes(
                 generate_synthetic_shapes, root, split, num_images, seed, **generate_kwargs
             ),
         )
-
-
-register_synthetic_shapes(os.getenv("DETECTRON2_DATASETS", "datasets"))

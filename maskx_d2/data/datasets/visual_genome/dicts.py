@@ -12,9 +12,9 @@ from typing import List
 import numpy as np
 from detectron2.structures import BoxMode
 
-from .validation import log_validation_summary
-from .vg_tables import VGTables
-from .vg_vocab import VGCategories
+from ...validation import log_validation_summary
+from .tables import VGTables
+from .vocab import VGCategories
 
 __all__ = ["vg_dataset_dicts"]
 

@@ -23,11 +23,11 @@ from typing import Iterable, List, Optional
 import numpy as np
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
-from .custom import load_coco_json_and_categories
-from .splits import COCO_THING_CATEGORIES
-from .vg_dicts import vg_dataset_dicts
-from .vg_tables import load_vg_tables
-from .vg_vocab import VGCategories, build_vg_categories
+from ...coco_json import load_coco_json_and_categories
+from ..coco_splits import COCO_THING_CATEGORIES
+from .dicts import vg_dataset_dicts
+from .tables import load_vg_tables
+from .vocab import VGCategories, build_vg_categories
 
 __all__ = [
     "VG_SPLITS",
@@ -85,7 +85,7 @@ def vg3k_categories(
     missing_coco: str = "error",
     cache_dir: Optional[str] = None,
 ) -> VGCategories:
-    """The COCO-aligned label space of the VG files in ``vg_root`` (see :mod:`vg_vocab`)."""
+    """The COCO-aligned label space of the VG files in ``vg_root`` (see :mod:`.vocab`)."""
     image_data, objects = _vg_paths(vg_root)
     tables = load_vg_tables(image_data, objects, cache_dir)
     return build_vg_categories(
@@ -255,6 +255,3 @@ def register_all_vg3k(root: str) -> None:
         os.path.join(root, "coco/train2017"),
         coco_eval_json=coco_eval,
     )
-
-
-register_all_vg3k(os.path.expanduser(os.getenv("DETECTRON2_DATASETS", "datasets")))

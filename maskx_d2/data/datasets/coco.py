@@ -6,7 +6,7 @@ Names are ``<coco set>_<split>``, e.g. ``coco_2017_train_voc2nonvoc``:
   - evaluation sets (``coco_2017_val``, ``coco_2014_minival``): full ground truth; metadata
     ``mask_category_ids`` (A) and ``split_name`` let the evaluator report A and B separately;
   - splits: ``voc2nonvoc``, ``nonvoc2voc`` for every set above, and the 25 random splits
-    ``randsplit_E{1..5}_A{20,30,40,50,60}`` for the 2017 sets (see :mod:`.splits`).
+    ``randsplit_E{1..5}_A{20,30,40,50,60}`` for the 2017 sets (see :mod:`.coco_splits`).
 
 Nothing is read until a dataset is used. detectron2 registers the plain ``coco_*`` names
 itself; the split suffix keeps these distinct.
@@ -16,8 +16,8 @@ import os
 
 from detectron2.data.datasets.builtin_meta import _get_builtin_metadata
 
-from .custom import register_partially_supervised_coco_json
-from .splits import SPLIT_NAMES, split_category_ids
+from ..coco_json import register_partially_supervised_coco_json
+from .coco_splits import SPLIT_NAMES, split_category_ids
 
 __all__ = ["register_all_coco_partial", "predefined_coco_partial_names"]
 
@@ -70,6 +70,3 @@ def register_all_coco_partial(root: str, name_prefix: str = "") -> None:
             split_name=split,
             **coco_metadata,
         )
-
-
-register_all_coco_partial(os.path.expanduser(os.getenv("DETECTRON2_DATASETS", "datasets")))
