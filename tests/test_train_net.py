@@ -62,31 +62,15 @@ def test_resume_continues_from_the_last_checkpoint(trained):
 
 def test_eval_only_reports_all_a_and_b(trained):
     out, _ = trained
-    results = _run(
-        "--config-file",
-        INSTANT,
-        "--eval-only",
-        "OUTPUT_DIR",
-        out,
-        "MODEL.WEIGHTS",
-        os.path.join(out, "model_final.pth"),
-    )
+    eval_only = ["--config-file", INSTANT, "--eval-only", "OUTPUT_DIR", out]
+    eval_only += ["MODEL.WEIGHTS", os.path.join(out, "model_final.pth")]
+    results = _run(*eval_only)
     assert GROUPS | GT_BOX_GROUPS <= set(results)
     for key in GROUPS:
         assert set(results[key]) >= {"AP", "AP50", "AP75", "APs", "APm", "APl"}
     for key in GT_BOX_GROUPS:
         assert set(results[key]) == {"mIoU", "AP", "AP50", "AP75"}
-    off = _run(
-        "--config-file",
-        INSTANT,
-        "--eval-only",
-        "OUTPUT_DIR",
-        out,
-        "MODEL.WEIGHTS",
-        os.path.join(out, "model_final.pth"),
-        "TEST.MASKX.GT_BOX_EVAL",
-        "False",
-    )
+    off = _run(*eval_only, "TEST.MASKX.GT_BOX_EVAL", "False")
     assert GROUPS <= set(off) and not GT_BOX_GROUPS & set(off)
     # The standard numbers do not depend on it.
     assert off["segm_B"] == pytest.approx(results["segm_B"], nan_ok=True)

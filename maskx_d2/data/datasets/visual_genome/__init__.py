@@ -5,26 +5,5 @@ Modules: :mod:`.loading` (the datasets: splits, label space, registration), :mod
 classes from synset counts), :mod:`.dicts` (arrays to detectron2's box-only dicts).
 """
 
-from .loading import (
-    VG_SPLITS,
-    load_coco_image_ids,
-    load_vg3k_coco_joint,
-    load_vg3k_json,
-    register_all_vg3k,
-    register_vg3k,
-    register_vg3k_coco_joint,
-    vg3k_categories,
-    vg_split_buckets,
-)
-
-__all__ = [
-    "VG_SPLITS",
-    "load_coco_image_ids",
-    "load_vg3k_coco_joint",
-    "load_vg3k_json",
-    "register_all_vg3k",
-    "register_vg3k",
-    "register_vg3k_coco_joint",
-    "vg3k_categories",
-    "vg_split_buckets",
-]
+from .loading import *  # noqa: F401,F403  (the datasets' public functions)
+from .loading import __all__  # noqa: F401
