@@ -2,9 +2,10 @@
 
 from detectron2.config import CfgNode as CN
 
-__all__ = ["add_maskx_config", "MASK_PREDICTORS", "TRANSFER_INPUTS"]
+__all__ = ["add_maskx_config", "MASK_PREDICTORS", "MASK_TRAIN_BOXES", "TRANSFER_INPUTS"]
 
 MASK_PREDICTORS = ("transfer", "class_agnostic", "class_specific")
+MASK_TRAIN_BOXES = ("proposals", "gt", "both")
 TRANSFER_INPUTS = ("cls", "box", "cls+box", "embedding")
 
 
@@ -51,6 +52,26 @@ def add_maskx_config(cfg):
     _C.MODEL.MASKX.MLP_BRANCH.NUM_FC = 1
     # Width of the hidden FC layers (unused when NUM_FC == 1).
     _C.MODEL.MASKX.MLP_BRANCH.FC_DIM = 1024
+
+    # The boxes the mask branch trains on (inference always uses the detections):
+    #   "proposals": the sampled foreground proposals (Mask R-CNN, the paper),
+    #   "gt":        the ground-truth boxes of the instances that have masks (Deep-MARC, Birodkar
+    #                et al. 2021: the head learns from well-centred boxes and needs no proposals),
+    #   "both":      the union of the two.
+    _C.MODEL.MASKX.MASK_TRAIN_BOXES = "proposals"
+    # With "gt" or "both": each coordinate of a ground-truth box is moved by up to this fraction
+    # of the box's width (x) or height (y), uniformly at random, then clipped to the image, so
+    # that the head also sees the imprecise boxes of inference. 0 = exact boxes.
+    _C.MODEL.MASKX.GT_BOX_JITTER = 0.0
+
+    # Boxes as weak masks for the box-only classes (BoxInst, Tian et al. CVPR 2021). Off by
+    # default. With a positive weight, the RoIs of box-only instances reach the mask branch too,
+    # never through the ordinary mask loss, only through:
+    _C.MODEL.MASKX.BOX_SUPERVISION = CN()
+    # the projection loss: the predicted mask's maximum along y (one value per column) and along x
+    # (per row) must match the ground-truth box's extent in the RoI, a dice loss on each of the
+    # two projections (loss key loss_mask_projection = this weight x the mean over the RoIs).
+    _C.MODEL.MASKX.BOX_SUPERVISION.PROJECTION_WEIGHT = 0.0
 
     _C.TEST.MASKX = CN()
     # Mask quality on ground-truth boxes: on evaluation sets of type "coco_partial" that have

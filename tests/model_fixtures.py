@@ -10,6 +10,7 @@ from detectron2.layers import ShapeSpec
 from detectron2.modeling.box_regression import Box2BoxTransform
 from detectron2.modeling.roi_heads import FastRCNNOutputLayers, build_roi_heads
 from detectron2.structures import Boxes, Instances, PolygonMasks
+from detectron2.utils.events import EventStorage
 
 from maskx_d2 import add_maskx_config
 
@@ -108,3 +109,16 @@ def jittered_proposals(targets, extra=20, seed=0):
         p.objectness_logits = torch.zeros(len(boxes))
         out.append(p)
     return out
+
+
+def roi_head_losses(heads, targets, seed=0):
+    """One training forward of ``heads`` on targets_with_partial_masks()-like ``targets``, with
+    seeded features and jittered_proposals(); returns the loss dict."""
+    features = {
+        "p2": torch.rand(2, 8, IMAGE // 4, IMAGE // 4, generator=torch.Generator().manual_seed(1))
+    }
+    heads.train()
+    torch.manual_seed(seed)  # proposal sampling is random
+    with EventStorage():
+        _, losses = heads(None, features, jittered_proposals(targets), targets)
+    return losses

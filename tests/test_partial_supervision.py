@@ -6,11 +6,11 @@ import pytest
 import torch
 from detectron2.modeling.roi_heads import build_roi_heads
 from detectron2.structures import Boxes, Instances, PolygonMasks
-from detectron2.utils.events import EventStorage
 from model_fixtures import (
     FEATURE_SHAPE,
     IMAGE,
     jittered_proposals,
+    roi_head_losses,
     roi_heads,
     square,
     targets_with_partial_masks,
@@ -18,17 +18,6 @@ from model_fixtures import (
 )
 
 from maskx_d2.modeling import mask_availability, select_mask_supervised
-
-
-def _mask_loss(heads, targets, seed=0):
-    features = {
-        "p2": torch.rand(2, 8, IMAGE // 4, IMAGE // 4, generator=torch.Generator().manual_seed(1))
-    }
-    heads.train()
-    torch.manual_seed(seed)  # proposal sampling is random
-    with EventStorage():
-        _, losses = heads(None, features, jittered_proposals(targets), targets)
-    return losses
 
 
 def test_mask_availability_rules():
@@ -44,7 +33,7 @@ def test_mask_availability_rules():
 @pytest.mark.parametrize("predictor", ["transfer", "class_agnostic", "class_specific"])
 def test_box_only_masks_change_nothing(predictor):
     heads = roi_heads(MASK_PREDICTOR=predictor, **{"MLP_BRANCH.ENABLED": True})
-    base = _mask_loss(heads, targets_with_partial_masks())
+    base = roi_head_losses(heads, targets_with_partial_masks())
     changed = targets_with_partial_masks()
     for t in changed:  # a different (wrong) mask for the box-only instance
         t.gt_masks = PolygonMasks([t.gt_masks.polygons[0], square(0, 0, 10)])
@@ -52,7 +41,7 @@ def test_box_only_masks_change_nothing(predictor):
     for t in removed:  # no mask at all for it
         t.gt_masks = PolygonMasks([t.gt_masks.polygons[0], []])
     for other in (changed, removed):
-        losses = _mask_loss(heads, other)
+        losses = roi_head_losses(heads, other)
         assert losses["loss_mask"].item() == base["loss_mask"].item()
         assert losses["loss_cls"].item() == base["loss_cls"].item()
     assert base["loss_mask"].item() > 0
@@ -60,7 +49,7 @@ def test_box_only_masks_change_nothing(predictor):
     flipped = targets_with_partial_masks()
     for t in flipped:
         t.gt_masks = PolygonMasks([square(4, 4, 26), t.gt_masks.polygons[1]])
-    assert _mask_loss(heads, flipped)["loss_mask"].item() != base["loss_mask"].item()
+    assert roi_head_losses(heads, flipped)["loss_mask"].item() != base["loss_mask"].item()
 
 
 @pytest.mark.parametrize("predictor", ["transfer", "class_agnostic", "class_specific"])
@@ -69,7 +58,7 @@ def test_all_box_only_batch_gives_zero_loss_and_zero_gradients(predictor):
     targets = targets_with_partial_masks()
     for t in targets:
         t.gt_has_mask = torch.zeros(len(t), dtype=torch.bool)
-    losses = _mask_loss(heads, targets)
+    losses = roi_head_losses(heads, targets)
     assert losses["loss_mask"].item() == 0.0
     sum(losses.values()).backward()
     for name, p in heads.mask_head.named_parameters():
@@ -84,7 +73,7 @@ def test_images_without_any_ground_truth():
     empty = Instances((IMAGE, IMAGE))
     empty.gt_boxes = Boxes(torch.zeros(0, 4))
     empty.gt_classes = torch.zeros(0, dtype=torch.int64)
-    losses = _mask_loss(heads, [empty, copy.deepcopy(empty)])
+    losses = roi_head_losses(heads, [empty, copy.deepcopy(empty)])
     assert losses["loss_mask"].item() == 0.0
     losses["loss_mask"].backward()
     assert all(p.grad is not None for p in heads.mask_head.parameters())
@@ -97,9 +86,9 @@ def test_freeze_detector_requires_maskx_meta_arch():
         build_roi_heads(cfg, FEATURE_SHAPE)
 
 
-def test_frozen_roi_heads_give_only_the_mask_loss():
+def test_frozen_roi_heads_give_only_theroi_head_losses():
     heads = roi_heads(FREEZE_DETECTOR=True)
-    assert set(_mask_loss(heads, targets_with_partial_masks())) == {"loss_mask"}
+    assert set(roi_head_losses(heads, targets_with_partial_masks())) == {"loss_mask"}
 
 
 @pytest.mark.parametrize("num_classes", [3000])
@@ -108,7 +97,7 @@ def test_3000_class_heads_train_and_infer_on_cpu(num_classes):
     targets = targets_with_partial_masks()
     for t in targets:
         t.gt_classes = torch.tensor([2999, 1500])
-    losses = _mask_loss(heads, targets)
+    losses = roi_head_losses(heads, targets)
     sum(losses.values()).backward()
     assert losses["loss_mask"].item() > 0
     heads.eval()

@@ -110,3 +110,18 @@ def test_dataset_module_registers_user_data(tmp_path):
     assert os.path.exists(out / "model_final.pth")
     with pytest.raises(FileNotFoundError, match="missing.py"):
         _run("--dataset-module", str(tmp_path / "missing.py"), "--config-file", INSTANT)
+
+
+def test_ground_truth_box_training_and_box_supervision_train_and_evaluate(tmp_path):
+    options = {
+        "MODEL.MASKX.MASK_TRAIN_BOXES": "both",
+        "MODEL.MASKX.GT_BOX_JITTER": "0.05",
+        "MODEL.MASKX.BOX_SUPERVISION.PROJECTION_WEIGHT": "1.0",
+    }
+    argv = ["--config-file", INSTANT, "OUTPUT_DIR", str(tmp_path)]
+    _run(*argv, *[x for kv in options.items() for x in kv])
+    with open(tmp_path / "log.txt") as f:
+        assert re.search(r"\| segm_gtbox +\| B +\|", f.read())
+    with open(tmp_path / "metrics.json") as f:
+        logged = [json.loads(line) for line in f if '"total_loss"' in line]
+    assert logged and all(r["loss_mask_projection"] >= 0 for r in logged)

@@ -25,7 +25,9 @@ from detectron2.structures import Instances
 from torch import nn
 
 from ..config import MASK_PREDICTORS
+from .box_supervision import box_projection_loss
 from .mlp_branch import MaskMLPBranch
+from .partial_supervision import mask_availability
 from .weight_transfer import (
     WeightTransfer,
     check_box_predictor,
@@ -93,6 +95,7 @@ class MaskXMaskHead(MaskRCNNConvUpsampleHead):
         class_embeddings: Optional[torch.Tensor] = None,
         detach_det_weights: bool = True,
         mlp_branch: Optional[MaskMLPBranch] = None,
+        projection_weight: float = 0.0,
         **kwargs,
     ):
         """
@@ -105,6 +108,8 @@ class MaskXMaskHead(MaskRCNNConvUpsampleHead):
             class_embeddings (Tensor): (K, E) fixed class vectors, for "embedding".
             detach_det_weights (bool): stop the mask loss's gradient into the detector weights.
             mlp_branch (MaskMLPBranch or None): class-agnostic MLP branch.
+            projection_weight (float): weight of the box projection loss of the RoIs of
+                box-only instances (:mod:`.box_supervision`); 0: they are not expected.
         """
         if mask_predictor not in MASK_PREDICTORS:
             raise ValueError(
@@ -139,6 +144,7 @@ class MaskXMaskHead(MaskRCNNConvUpsampleHead):
                     raise ValueError("transfer_input='embedding' needs (K, E) class_embeddings")
                 self.register_buffer("class_embeddings", class_embeddings)
         self.mlp_branch = mlp_branch
+        self.projection_weight = projection_weight
 
     @classmethod
     def from_config(cls, cfg, input_shape):
@@ -151,6 +157,7 @@ class MaskXMaskHead(MaskRCNNConvUpsampleHead):
             mask_predictor=mx.MASK_PREDICTOR,
             transfer_input=mx.TRANSFER.INPUT,
             detach_det_weights=mx.TRANSFER.DETACH_DET_WEIGHTS,
+            projection_weight=mx.BOX_SUPERVISION.PROJECTION_WEIGHT,
         )
         if cfg.MODEL.ROI_MASK_HEAD.CLS_AGNOSTIC_MASK and mx.MASK_PREDICTOR != "class_agnostic":
             raise ValueError(
@@ -262,10 +269,25 @@ class MaskXMaskHead(MaskRCNNConvUpsampleHead):
         )
         logits = self.mask_logits(mask_features, classes.to(torch.int64), box_predictor)
         if self.training:
-            # With R == 0 this is logits.sum() * 0: a zero loss that still reaches every
-            # mask-branch parameter, so DDP sees no unused parameters.
-            return {
-                "loss_mask": mask_rcnn_loss(logits, instances, self.vis_period) * self.loss_weight
-            }
+            return self.losses(logits, instances)
         mask_rcnn_inference(logits, instances)
         return instances
+
+    def losses(self, logits: torch.Tensor, instances: List[Instances]):
+        """The ordinary mask loss on the RoIs whose instance has a mask; with a projection
+        weight, the box projection loss on the others. (R, 1, M, M) logits of the RoIs of
+        ``instances``, in order. With no RoI of a kind its loss is ``logits.sum() * 0``: zero,
+        and still reaching every mask-branch parameter, so DDP sees no unused parameters."""
+        has_mask = [mask_availability(i) for i in instances]
+        masked = [i[h] for i, h in zip(instances, has_mask)]
+        has_mask = cat(has_mask) if instances else torch.zeros(0, dtype=torch.bool)
+        has_mask = has_mask.to(logits.device)
+        loss = mask_rcnn_loss(logits[has_mask], masked, self.vis_period)
+        losses = {"loss_mask": loss * self.loss_weight}
+        if self.projection_weight > 0:
+            box_only = [i[~mask_availability(i)] for i in instances]
+            proposal_boxes = cat([i.proposal_boxes.tensor for i in box_only])
+            gt_boxes = cat([i.gt_boxes.tensor for i in box_only])
+            projection = box_projection_loss(logits[~has_mask][:, 0], proposal_boxes, gt_boxes)
+            losses["loss_mask_projection"] = projection * self.projection_weight
+        return losses

@@ -4,7 +4,9 @@ Box classification and regression use every ground-truth instance (sets A and B)
 branch trains only on foreground proposals whose ground truth has a mask (see
 :mod:`.partial_supervision`), and receives the box predictor so T can read the detector's
 class weights. At inference every detected class gets a mask, including classes never seen
-with masks.
+with masks. Options (off by default): the mask branch trains on ground-truth boxes instead of
+or beside the proposals, and box-only instances train it through a box-supervised loss
+(:mod:`.mask_training_rois`, :mod:`.box_supervision`).
 """
 
 from typing import Dict, List
@@ -12,10 +14,10 @@ from typing import Dict, List
 import torch
 from detectron2.config import configurable
 from detectron2.modeling.roi_heads import ROI_HEADS_REGISTRY, StandardROIHeads
-from detectron2.modeling.roi_heads.roi_heads import select_foreground_proposals
 from detectron2.structures import Instances
 
-from .partial_supervision import select_mask_supervised
+from ..config import MASK_TRAIN_BOXES
+from .mask_training_rois import mask_training_rois
 
 __all__ = ["MaskXROIHeads"]
 
@@ -23,15 +25,33 @@ __all__ = ["MaskXROIHeads"]
 @ROI_HEADS_REGISTRY.register()
 class MaskXROIHeads(StandardROIHeads):
     @configurable
-    def __init__(self, *, freeze_detector: bool = False, **kwargs):
+    def __init__(
+        self,
+        *,
+        freeze_detector: bool = False,
+        mask_train_boxes: str = "proposals",
+        gt_box_jitter: float = 0.0,
+        box_supervised_masks: bool = False,
+        **kwargs,
+    ):
         """
         Args:
             freeze_detector (bool): stage-wise training; the box head and predictor are frozen
                 and give no losses (the meta-architecture freezes backbone and RPN).
+            mask_train_boxes (str): the boxes the mask branch trains on: "proposals", "gt" or
+                "both" (see :func:`.mask_training_rois.mask_training_rois`).
+            gt_box_jitter (float): random jitter of those ground-truth boxes, as a fraction of
+                the box's size.
+            box_supervised_masks (bool): the RoIs of box-only instances reach the mask head too,
+                for its box-supervised loss (the mask head must have one: MaskXMaskHead with
+                a positive projection weight).
             kwargs: as for :class:`StandardROIHeads`.
         """
         super().__init__(**kwargs)
         self.freeze_detector = freeze_detector
+        self.mask_train_boxes = mask_train_boxes
+        self.gt_box_jitter = gt_box_jitter
+        self.box_supervised_masks = box_supervised_masks
         if self.mask_on and hasattr(self.mask_head, "check_box_predictor"):
             self.mask_head.check_box_predictor(self.box_predictor)
 
@@ -44,9 +64,52 @@ class MaskXROIHeads(StandardROIHeads):
                 "MODEL.META_ARCHITECTURE='MaskXRCNN' (it freezes backbone and RPN); "
                 f"got {cfg.MODEL.META_ARCHITECTURE!r}"
             )
+        mx = cfg.MODEL.MASKX
+        if mx.MASK_TRAIN_BOXES not in MASK_TRAIN_BOXES:
+            raise ValueError(
+                f"MODEL.MASKX.MASK_TRAIN_BOXES must be one of {MASK_TRAIN_BOXES}, "
+                f"got {mx.MASK_TRAIN_BOXES!r}"
+            )
+        if not 0 <= mx.GT_BOX_JITTER < 0.5:
+            raise ValueError(
+                f"MODEL.MASKX.GT_BOX_JITTER must be in [0, 0.5), got {mx.GT_BOX_JITTER}"
+            )
+        box_supervised = mx.BOX_SUPERVISION.PROJECTION_WEIGHT > 0
+        if box_supervised and cfg.MODEL.ROI_MASK_HEAD.NAME != "MaskXMaskHead":
+            # Any other head would put box-only RoIs through its ordinary mask loss.
+            raise ValueError(
+                "MODEL.MASKX.BOX_SUPERVISION needs MODEL.ROI_MASK_HEAD.NAME='MaskXMaskHead', "
+                f"got {cfg.MODEL.ROI_MASK_HEAD.NAME!r}"
+            )
         ret = super().from_config(cfg, input_shape)
-        ret["freeze_detector"] = freeze
+        ret.update(
+            freeze_detector=freeze,
+            mask_train_boxes=mx.MASK_TRAIN_BOXES,
+            gt_box_jitter=mx.GT_BOX_JITTER,
+            box_supervised_masks=box_supervised,
+        )
         return ret
+
+    def forward(self, images, features, proposals, targets=None):
+        """As :meth:`StandardROIHeads.forward`, except that in training the mask branch gets its
+        own RoIs (:func:`mask_training_rois`), which may be the ground-truth boxes."""
+        if not self.training:
+            return super().forward(images, features, proposals, targets)
+        assert targets, "'targets' argument is required during training"
+        proposals = self.label_and_sample_proposals(proposals, targets)
+        losses = self._forward_box(features, proposals)
+        if self.mask_on:
+            mask_rois = mask_training_rois(
+                proposals,
+                targets,
+                self.num_classes,
+                self.mask_train_boxes,
+                self.gt_box_jitter,
+                self.box_supervised_masks,
+            )
+            losses.update(self._forward_mask(features, mask_rois))
+        losses.update(self._forward_keypoint(features, proposals))
+        return proposals, losses
 
     def _forward_box(self, features: Dict[str, torch.Tensor], proposals: List[Instances]):
         if self.training and self.freeze_detector:
@@ -54,13 +117,10 @@ class MaskXROIHeads(StandardROIHeads):
         return super()._forward_box(features, proposals)
 
     def _forward_mask(self, features: Dict[str, torch.Tensor], instances: List[Instances]):
-        """Like StandardROIHeads._forward_mask, but trains only on RoIs whose GT has a mask and
-        hands the box predictor to the mask head."""
+        """Like StandardROIHeads._forward_mask, but in training ``instances`` are already the
+        mask branch's RoIs (see :meth:`forward`), and the mask head gets the box predictor."""
         if not self.mask_on:
             return {} if self.training else instances
-        if self.training:
-            foreground, _ = select_foreground_proposals(instances, self.num_classes)
-            instances = select_mask_supervised(foreground)
         boxes = [x.proposal_boxes if self.training else x.pred_boxes for x in instances]
         if self.mask_pooler is not None:
             features = self.mask_pooler([features[f] for f in self.mask_in_features], boxes)

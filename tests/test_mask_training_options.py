@@ -1,0 +1,258 @@
+"""Mask training on ground-truth boxes (MODEL.MASKX.MASK_TRAIN_BOXES, GT_BOX_JITTER) and boxes
+as weak masks for box-only instances (MODEL.MASKX.BOX_SUPERVISION, BoxInst's projection loss)."""
+
+import numpy as np
+import pytest
+import torch
+from detectron2.modeling.roi_heads import build_roi_heads
+from detectron2.modeling.roi_heads.mask_head import mask_rcnn_loss
+from detectron2.structures import Boxes
+from detectron2.utils.events import EventStorage
+from model_fixtures import (
+    FEATURE_SHAPE,
+    IMAGE,
+    jittered_proposals,
+    roi_head_losses,
+    roi_heads,
+    targets_with_partial_masks,
+    tiny_cfg,
+)
+
+from maskx_d2.modeling import mask_availability
+from maskx_d2.modeling.box_supervision import box_projection_loss, box_projection_targets
+from maskx_d2.modeling.mask_training_rois import jitter_boxes, mask_training_rois
+
+PREDICTORS = ["transfer", "class_agnostic", "class_specific"]
+
+
+def _sampled(heads, targets, seed=0):
+    torch.manual_seed(seed)
+    with EventStorage():  # sampling logs its foreground share
+        return heads.label_and_sample_proposals(jittered_proposals(targets), targets)
+
+
+def _spy_on_mask_head(heads):
+    """Record the RoIs the mask head trains on."""
+    seen = []
+    forward = heads.mask_head.forward
+
+    def spy(x, instances, **kwargs):
+        seen.append([i.proposal_boxes.tensor.clone() for i in instances])
+        seen.append([i.gt_has_mask.clone() for i in instances])
+        return forward(x, instances, **kwargs)
+
+    heads.mask_head.forward = spy
+    return seen
+
+
+def test_gt_training_puts_exactly_the_masked_ground_truth_boxes_through_the_mask_head():
+    heads = roi_heads(MASK_TRAIN_BOXES="gt")
+    seen = _spy_on_mask_head(heads)
+    targets = targets_with_partial_masks()
+    roi_head_losses(heads, targets)
+    boxes, has_mask = seen
+    for b, h, t in zip(boxes, has_mask, targets):
+        assert torch.equal(b, t.gt_boxes.tensor[t.gt_has_mask])
+        assert h.all()
+
+
+def test_both_is_the_masked_proposals_then_the_masked_ground_truth_boxes():
+    heads = roi_heads(MASK_TRAIN_BOXES="both")
+    targets = targets_with_partial_masks()
+    sampled = _sampled(heads, targets)
+    rois = mask_training_rois(sampled, targets, heads.num_classes, "both")
+    default = mask_training_rois(sampled, targets, heads.num_classes, "proposals")
+    for r, d, t in zip(rois, default, targets):
+        n = len(d)
+        assert n > 0 and len(r) == n + int(t.gt_has_mask.sum())
+        assert torch.equal(r.proposal_boxes.tensor[:n], d.proposal_boxes.tensor)
+        assert torch.equal(r.proposal_boxes.tensor[n:], t.gt_boxes.tensor[t.gt_has_mask])
+        assert r.gt_has_mask.all()
+        # Every RoI of a masked instance: its class and its mask come along.
+        assert torch.equal(r.gt_classes[n:], t.gt_classes[t.gt_has_mask])
+        (polygon,) = r.gt_masks.polygons[n]
+        np.testing.assert_array_equal(polygon, t.gt_masks.polygons[0][0])
+
+
+@pytest.mark.parametrize("train_boxes", ["proposals", "gt", "both"])
+def test_box_only_rois_come_along_only_for_the_box_supervised_loss(train_boxes):
+    heads = roi_heads()
+    targets = targets_with_partial_masks()
+    sampled = _sampled(heads, targets)
+    without = mask_training_rois(sampled, targets, heads.num_classes, train_boxes)
+    with_box_only = mask_training_rois(
+        sampled, targets, heads.num_classes, train_boxes, include_box_only=True
+    )
+    for a, b in zip(without, with_box_only):
+        assert len(a) > 0 and mask_availability(a).all()
+        assert (~b.gt_has_mask).any() and int(b.gt_has_mask.sum()) == len(a)
+
+
+def test_jitter_moves_boxes_within_the_fraction_and_keeps_them_in_the_image():
+    torch.manual_seed(0)
+    boxes = Boxes(torch.tensor([[10.0, 20.0, 50.0, 40.0], [0.0, 0.0, 63.0, 63.0]]).repeat(50, 1))
+    moved = jitter_boxes(boxes, 0.1, (64, 64)).tensor
+    size = (boxes.tensor[:, 2:] - boxes.tensor[:, :2]).repeat(1, 2)
+    assert ((moved - boxes.tensor).abs() <= 0.1 * size + 1e-4).all()
+    assert not torch.equal(moved, boxes.tensor)
+    assert (moved >= 0).all() and (moved <= 64).all()
+    assert ((moved[:, 2:] - moved[:, :2]) >= 1).all()
+    assert torch.equal(jitter_boxes(boxes, 0.0, (64, 64)).tensor, boxes.tensor)
+
+
+def _direct_projection_loss(logits, proposal, gt):
+    """Loops over cells, numpy only."""
+    p = 1 / (1 + np.exp(-logits.numpy().astype(np.float64)))
+    total = 0.0
+    for k in range(len(p)):
+        m = p.shape[-1]
+        x0, y0, x1, y1 = proposal[k].tolist()
+        g = gt[k].tolist()
+        cx = [x0 + (i + 0.5) / m * (x1 - x0) for i in range(m)]
+        cy = [y0 + (i + 0.5) / m * (y1 - y0) for i in range(m)]
+        tx = np.array([1.0 if g[0] <= c <= g[2] else 0.0 for c in cx])
+        ty = np.array([1.0 if g[1] <= c <= g[3] else 0.0 for c in cy])
+        for pred, t in ((p[k].max(axis=0), tx), (p[k].max(axis=1), ty)):
+            total += 1 - 2 * (pred * t).sum() / max((pred**2).sum() + (t**2).sum(), 1e-5)
+    return total / len(p)
+
+
+def test_projection_loss_against_a_direct_computation():
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(3, 14, 14, generator=g) * 3
+    proposal = torch.tensor([[0.0, 0.0, 28.0, 28.0], [5.0, 3.0, 40.0, 20.0], [2, 2, 9, 30]])
+    gt = torch.tensor([[4.0, 2.0, 20.0, 27.0], [8.0, 3.0, 44.0, 18.0], [0, 0, 9, 12]])
+    ours = box_projection_loss(logits, proposal, gt).item()
+    assert ours == pytest.approx(_direct_projection_loss(logits, proposal, gt), rel=1e-5)
+
+
+def test_projection_loss_is_zero_for_a_mask_that_exactly_fills_its_box():
+    proposal = torch.tensor([[0.0, 0.0, 28.0, 28.0]])
+    gt = torch.tensor([[6.0, 8.0, 20.0, 26.0]])
+    columns, rows = box_projection_targets(proposal, gt, 14)
+    inside = rows[0][:, None] * columns[0][None, :]  # the box on the 14 x 14 grid
+    logits = (inside * 2 - 1)[None] * 50.0
+    assert box_projection_loss(logits, proposal, gt).item() == pytest.approx(0.0, abs=1e-6)
+    # ... and not for one that covers only the left half of the box's columns.
+    half = inside.clone()
+    half[:, 7:] = 0
+    assert box_projection_loss(((half * 2 - 1) * 50.0)[None], proposal, gt).item() > 0.1
+
+
+def test_box_only_rois_never_reach_the_ordinary_mask_loss():
+    heads = roi_heads(**{"BOX_SUPERVISION.PROJECTION_WEIGHT": 2.0})
+    targets = targets_with_partial_masks()
+    rois = mask_training_rois(
+        _sampled(heads, targets), targets, heads.num_classes, include_box_only=True
+    )
+    head = heads.mask_head.train()
+    features = heads.mask_pooler(
+        [torch.rand(2, 8, IMAGE // 4, IMAGE // 4)], [r.proposal_boxes for r in rois]
+    )
+    torch.manual_seed(0)
+    classes = torch.cat([r.gt_classes for r in rois])
+    logits = head.mask_logits(head.layers(features), classes, heads.box_predictor)
+    with EventStorage():
+        losses = head.losses(logits, rois)
+    has = torch.cat([r.gt_has_mask for r in rois])
+    masked = [r[r.gt_has_mask] for r in rois]
+    with EventStorage():
+        expected_mask_loss = mask_rcnn_loss(logits[has], masked).item()
+    assert losses["loss_mask"].item() == pytest.approx(expected_mask_loss)
+    box_only = [r[~r.gt_has_mask] for r in rois]
+    expected = box_projection_loss(
+        logits[~has][:, 0],
+        torch.cat([r.proposal_boxes.tensor for r in box_only]),
+        torch.cat([r.gt_boxes.tensor for r in box_only]),
+    )
+    assert losses["loss_mask_projection"].item() == pytest.approx(2.0 * expected.item())
+
+
+@pytest.mark.parametrize("predictor", PREDICTORS)
+@pytest.mark.parametrize("mlp", [False, True])
+def test_every_head_trains_and_infers_with_the_options(predictor, mlp):
+    options = {
+        "MASK_PREDICTOR": predictor,
+        "MLP_BRANCH.ENABLED": mlp,
+        "MASK_TRAIN_BOXES": "both",
+        "GT_BOX_JITTER": 0.05,
+        "BOX_SUPERVISION.PROJECTION_WEIGHT": 1.0,
+    }
+    heads = roi_heads(**options)
+    losses = roi_head_losses(heads, targets_with_partial_masks())
+    assert losses["loss_mask"].item() > 0 and losses["loss_mask_projection"].item() > 0
+    sum(losses.values()).backward()
+    grads = [p.grad for p in heads.mask_head.parameters()]
+    assert all(g is not None for g in grads) and any(g.abs().sum() > 0 for g in grads)
+    heads.eval()
+    heads.box_predictor.test_score_thresh = 0.0
+    with torch.no_grad():
+        targets = targets_with_partial_masks()
+        detections, _ = heads(None, {"p2": torch.rand(2, 8, 16, 16)}, jittered_proposals(targets))
+    assert len(detections[0]) > 0 and detections[0].pred_masks.shape[1:] == (1, 14, 14)
+
+
+@pytest.mark.parametrize("predictor", PREDICTORS)
+@pytest.mark.parametrize("train_boxes", ["gt", "both"])
+def test_batches_without_masks_give_a_zero_mask_loss_in_the_graph(predictor, train_boxes):
+    heads = roi_heads(MASK_PREDICTOR=predictor, MASK_TRAIN_BOXES=train_boxes)
+    targets = targets_with_partial_masks()
+    for t in targets:
+        t.gt_has_mask = torch.zeros(len(t), dtype=torch.bool)
+    losses = roi_head_losses(heads, targets)
+    assert losses["loss_mask"].item() == 0.0
+    sum(losses.values()).backward()
+    for name, p in heads.mask_head.named_parameters():
+        assert p.grad is not None, f"{name} left out of the graph"
+        assert torch.count_nonzero(p.grad) == 0, name
+
+
+def test_with_the_projection_loss_box_only_batches_still_train_the_mask_branch():
+    heads = roi_heads(**{"BOX_SUPERVISION.PROJECTION_WEIGHT": 1.0})
+    targets = targets_with_partial_masks()
+    for t in targets:
+        t.gt_has_mask = torch.zeros(len(t), dtype=torch.bool)
+    losses = roi_head_losses(heads, targets)
+    assert losses["loss_mask"].item() == 0.0 and losses["loss_mask_projection"].item() > 0
+    sum(losses.values()).backward()
+    assert heads.mask_head.transfer.parameters().__next__().grad.abs().sum() > 0
+
+
+def test_the_default_is_the_paper_rule():
+    heads = roi_heads()
+    assert (heads.mask_train_boxes, heads.box_supervised_masks) == ("proposals", False)
+    assert set(roi_head_losses(heads, targets_with_partial_masks())) == {
+        "loss_cls",
+        "loss_box_reg",
+        "loss_mask",
+    }
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"MASK_TRAIN_BOXES": "random"}, "MASK_TRAIN_BOXES must be one of"),
+        ({"GT_BOX_JITTER": 0.7}, "GT_BOX_JITTER must be in"),
+    ],
+)
+def test_bad_options_are_refused(options, message):
+    with pytest.raises(ValueError, match=message):
+        build_roi_heads(tiny_cfg(**options), FEATURE_SHAPE)
+
+
+def test_box_supervision_refuses_a_head_without_it():
+    cfg = tiny_cfg(**{"BOX_SUPERVISION.PROJECTION_WEIGHT": 1.0})
+    cfg.MODEL.ROI_MASK_HEAD.NAME = "MaskRCNNConvUpsampleHead"
+    with pytest.raises(ValueError, match="BOX_SUPERVISION needs"):
+        build_roi_heads(cfg, FEATURE_SHAPE)
+
+
+def test_3000_classes_train_with_the_options_on_cpu():
+    options = {"MASK_TRAIN_BOXES": "both", "BOX_SUPERVISION.PROJECTION_WEIGHT": 1.0}
+    heads = roi_heads(3000, **{"MLP_BRANCH.ENABLED": True}, **options)
+    targets = targets_with_partial_masks()
+    for t in targets:
+        t.gt_classes = torch.tensor([2999, 1500])
+    losses = roi_head_losses(heads, targets)
+    sum(losses.values()).backward()
+    assert losses["loss_mask"].item() > 0 and losses["loss_mask_projection"].item() > 0
