@@ -206,6 +206,12 @@ class PartiallySupervisedCOCOEvaluator(COCOEvaluator):
             self._all_gt_box_predictions = self._gt_box_predictions
         return super().evaluate(img_ids)
 
+    @property
+    def gt_box_predictions(self) -> List[dict]:
+        """After :meth:`evaluate`, on the main process: every COCO result of the masks predicted
+        on ground-truth boxes, each with the ``ann_id`` of its ground-truth annotation."""
+        return list(self._all_gt_box_predictions)
+
     def _eval_gt_box_predictions(self, img_ids) -> None:
         """Mean mask IoU and mask AP of the masks predicted on ground-truth boxes."""
         results = [dict(r) for r in self._all_gt_box_predictions]
