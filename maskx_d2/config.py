@@ -72,6 +72,14 @@ def add_maskx_config(cfg):
     # (per row) must match the ground-truth box's extent in the RoI, a dice loss on each of the
     # two projections (loss key loss_mask_projection = this weight x the mean over the RoIs).
     _C.MODEL.MASKX.BOX_SUPERVISION.PROJECTION_WEIGHT = 0.0
+    # and the pairwise colour-affinity loss: inside the box, neighbouring cells of the RoI's mask
+    # grid whose colour similarity exp(-||Lab_i - Lab_j|| / 2) reaches PAIRWISE_THRESHOLD should
+    # share a label (loss key loss_mask_pairwise = this weight x the mean -log P(same label)).
+    _C.MODEL.MASKX.BOX_SUPERVISION.PAIRWISE_WEIGHT = 0.0
+    _C.MODEL.MASKX.BOX_SUPERVISION.PAIRWISE_THRESHOLD = 0.3
+    # Distance in grid cells between the two cells of a pair (BoxInst: 2 on its 1/4-resolution
+    # image mask; a RoI's 28 x 28 grid is already coarse).
+    _C.MODEL.MASKX.BOX_SUPERVISION.PAIRWISE_DILATION = 1
 
     _C.TEST.MASKX = CN()
     # Mask quality on ground-truth boxes: on evaluation sets of type "coco_partial" that have

@@ -6,7 +6,7 @@ import pytest
 import torch
 from detectron2.modeling.roi_heads import build_roi_heads
 from detectron2.modeling.roi_heads.mask_head import mask_rcnn_loss
-from detectron2.structures import Boxes
+from detectron2.structures import Boxes, ImageList
 from detectron2.utils.events import EventStorage
 from model_fixtures import (
     FEATURE_SHAPE,
@@ -19,7 +19,13 @@ from model_fixtures import (
 )
 
 from maskx_d2.modeling import mask_availability
-from maskx_d2.modeling.box_supervision import box_projection_loss, box_projection_targets
+from maskx_d2.modeling.box_supervision import (
+    box_projection_loss,
+    box_projection_targets,
+    pairwise_affinity_loss,
+    rgb_to_lab,
+    roi_lab_colours,
+)
 from maskx_d2.modeling.mask_training_rois import jitter_boxes, mask_training_rois
 
 PREDICTORS = ["transfer", "class_agnostic", "class_specific"]
@@ -256,3 +262,94 @@ def test_3000_classes_train_with_the_options_on_cpu():
     losses = roi_head_losses(heads, targets)
     sum(losses.values()).backward()
     assert losses["loss_mask"].item() > 0 and losses["loss_mask_projection"].item() > 0
+
+
+def test_rgb_to_lab_matches_reference_values():
+    # skimage.color.rgb2lab of pure red, white, black and pure blue (D65).
+    rgb = torch.tensor([[1, 0, 0], [1, 1, 1], [0, 0, 0], [0, 0, 1]], dtype=torch.float64)
+    lab = rgb_to_lab(rgb.T[:, :, None])[..., 0].T
+    expected = [[53.2406, 80.0942, 67.2015], [100, 0, 0], [0, 0, 0], [32.2957, 79.1870, -107.8617]]
+    torch.testing.assert_close(lab, torch.tensor(expected, dtype=torch.float64), atol=1e-3, rtol=0)
+
+
+def test_roi_lab_colours_read_the_colour_at_each_cell_centre():
+    rgb = torch.zeros(1, 3, 32, 32)
+    rgb[0, 0, :, :16] = 1.0  # left half red, right half blue
+    rgb[0, 2, :, 16:] = 1.0
+    (lab,) = roi_lab_colours(rgb, [torch.tensor([[8.0, 0.0, 24.0, 32.0]])], 4)
+    red, blue = rgb_to_lab(torch.eye(3)[[0, 2]][:, :, None, None])[..., 0, 0]
+    torch.testing.assert_close(lab[0, :, :, :2], red[:, None, None].expand(3, 4, 2))
+    torch.testing.assert_close(lab[0, :, :, 2:], blue[:, None, None].expand(3, 4, 2))
+
+
+def _direct_pairwise_loss(logits, lab, proposal, gt, threshold, dilation):
+    p = 1 / (1 + np.exp(-logits.numpy().astype(np.float64)))
+    lab = lab.numpy().astype(np.float64)
+    total, count = 0.0, 0
+    r_count, m = p.shape[0], p.shape[-1]
+    for r in range(r_count):
+        x0, y0, x1, y1 = proposal[r].tolist()
+        g = gt[r].tolist()
+        cx = [x0 + (i + 0.5) / m * (x1 - x0) for i in range(m)]
+        cy = [y0 + (i + 0.5) / m * (y1 - y0) for i in range(m)]
+
+        def inside(y, x):
+            return g[0] <= cx[x] <= g[2] and g[1] <= cy[y] <= g[3]
+
+        for y in range(m):
+            for x in range(m):
+                for dy, dx in (
+                    (0, dilation),
+                    (dilation, 0),
+                    (dilation, dilation),
+                    (dilation, -dilation),
+                ):
+                    yy, xx = y + dy, x + dx
+                    if not (0 <= yy < m and 0 <= xx < m) or not (inside(y, x) and inside(yy, xx)):
+                        continue
+                    similarity = np.exp(-np.linalg.norm(lab[r, :, y, x] - lab[r, :, yy, xx]) * 0.5)
+                    if similarity < threshold:
+                        continue
+                    a, b = p[r, y, x], p[r, yy, xx]
+                    total -= np.log(a * b + (1 - a) * (1 - b))
+                    count += 1
+    return total / max(count, 1)
+
+
+def test_pairwise_loss_against_a_direct_computation():
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 8, 8, generator=g) * 2
+    lab = torch.randn(2, 3, 8, 8, generator=g) * 2  # similarities spread around the threshold
+    proposal = torch.tensor([[0.0, 0.0, 16.0, 16.0], [4.0, 2.0, 20.0, 30.0]])
+    gt = torch.tensor([[2.0, 3.0, 14.0, 12.0], [4.0, 2.0, 20.0, 30.0]])
+    for dilation in (1, 2):
+        ours = pairwise_affinity_loss(logits, lab, proposal, gt, 0.3, dilation).item()
+        direct = _direct_pairwise_loss(logits, lab, proposal, gt, 0.3, dilation)
+        assert ours == pytest.approx(direct, rel=1e-5)
+
+
+def test_pairwise_loss_prefers_a_mask_that_follows_the_colour_edge():
+    lab = torch.zeros(1, 3, 8, 8)
+    lab[0, 1, :, 4:] = 60.0  # two flat colours, left and right
+    boxes = torch.tensor([[0.0, 0.0, 8.0, 8.0]])
+    follows = torch.full((1, 8, 8), -20.0)
+    follows[0, :, :4] = 20.0
+    cuts = torch.full((1, 8, 8), -20.0)
+    cuts[0, :4] = 20.0  # top half: splits both flat regions
+    loss_follows = pairwise_affinity_loss(follows, lab, boxes, boxes).item()
+    assert loss_follows == pytest.approx(0.0, abs=1e-6)
+    assert pairwise_affinity_loss(cuts, lab, boxes, boxes).item() > 1.0
+
+
+def test_pairwise_loss_trains_the_mask_branch_through_the_roi_heads():
+    heads = roi_heads(**{"BOX_SUPERVISION.PAIRWISE_WEIGHT": 1.0})
+    targets = targets_with_partial_masks()
+    images = ImageList(torch.rand(2, 3, IMAGE, IMAGE) * 100, [(IMAGE, IMAGE)] * 2)
+    features = {"p2": torch.rand(2, 8, IMAGE // 4, IMAGE // 4)}
+    heads.train()
+    torch.manual_seed(0)
+    with EventStorage():
+        _, losses = heads(images, features, jittered_proposals(targets), targets)
+    assert losses["loss_mask_pairwise"].item() > 0 and "loss_mask_projection" not in losses
+    sum(losses.values()).backward()
+    assert next(heads.mask_head.transfer.parameters()).grad.abs().sum() > 0

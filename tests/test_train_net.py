@@ -117,6 +117,7 @@ def test_ground_truth_box_training_and_box_supervision_train_and_evaluate(tmp_pa
         "MODEL.MASKX.MASK_TRAIN_BOXES": "both",
         "MODEL.MASKX.GT_BOX_JITTER": "0.05",
         "MODEL.MASKX.BOX_SUPERVISION.PROJECTION_WEIGHT": "1.0",
+        "MODEL.MASKX.BOX_SUPERVISION.PAIRWISE_WEIGHT": "1.0",
     }
     argv = ["--config-file", INSTANT, "OUTPUT_DIR", str(tmp_path)]
     _run(*argv, *[x for kv in options.items() for x in kv])
@@ -125,3 +126,4 @@ def test_ground_truth_box_training_and_box_supervision_train_and_evaluate(tmp_pa
     with open(tmp_path / "metrics.json") as f:
         logged = [json.loads(line) for line in f if '"total_loss"' in line]
     assert logged and all(r["loss_mask_projection"] >= 0 for r in logged)
+    assert all(r["loss_mask_pairwise"] >= 0 for r in logged)

@@ -25,7 +25,7 @@ from detectron2.structures import Instances
 from torch import nn
 
 from ..config import MASK_PREDICTORS
-from .box_supervision import box_projection_loss
+from .box_supervision import box_projection_loss, pairwise_affinity_loss
 from .mlp_branch import MaskMLPBranch
 from .partial_supervision import mask_availability
 from .weight_transfer import (
@@ -96,6 +96,9 @@ class MaskXMaskHead(MaskRCNNConvUpsampleHead):
         detach_det_weights: bool = True,
         mlp_branch: Optional[MaskMLPBranch] = None,
         projection_weight: float = 0.0,
+        pairwise_weight: float = 0.0,
+        pairwise_threshold: float = 0.3,
+        pairwise_dilation: int = 1,
         **kwargs,
     ):
         """
@@ -109,7 +112,9 @@ class MaskXMaskHead(MaskRCNNConvUpsampleHead):
             detach_det_weights (bool): stop the mask loss's gradient into the detector weights.
             mlp_branch (MaskMLPBranch or None): class-agnostic MLP branch.
             projection_weight (float): weight of the box projection loss of the RoIs of
-                box-only instances (:mod:`.box_supervision`); 0: they are not expected.
+                box-only instances (:mod:`.box_supervision`); 0: none.
+            pairwise_weight, pairwise_threshold, pairwise_dilation: the pairwise colour loss of
+                those RoIs (they then carry ``gt_lab``); weight 0: none.
         """
         if mask_predictor not in MASK_PREDICTORS:
             raise ValueError(
@@ -145,6 +150,9 @@ class MaskXMaskHead(MaskRCNNConvUpsampleHead):
                 self.register_buffer("class_embeddings", class_embeddings)
         self.mlp_branch = mlp_branch
         self.projection_weight = projection_weight
+        self.pairwise_weight = pairwise_weight
+        self.pairwise_threshold = pairwise_threshold
+        self.pairwise_dilation = pairwise_dilation
 
     @classmethod
     def from_config(cls, cfg, input_shape):
@@ -158,6 +166,9 @@ class MaskXMaskHead(MaskRCNNConvUpsampleHead):
             transfer_input=mx.TRANSFER.INPUT,
             detach_det_weights=mx.TRANSFER.DETACH_DET_WEIGHTS,
             projection_weight=mx.BOX_SUPERVISION.PROJECTION_WEIGHT,
+            pairwise_weight=mx.BOX_SUPERVISION.PAIRWISE_WEIGHT,
+            pairwise_threshold=mx.BOX_SUPERVISION.PAIRWISE_THRESHOLD,
+            pairwise_dilation=mx.BOX_SUPERVISION.PAIRWISE_DILATION,
         )
         if cfg.MODEL.ROI_MASK_HEAD.CLS_AGNOSTIC_MASK and mx.MASK_PREDICTOR != "class_agnostic":
             raise ValueError(
@@ -274,20 +285,33 @@ class MaskXMaskHead(MaskRCNNConvUpsampleHead):
         return instances
 
     def losses(self, logits: torch.Tensor, instances: List[Instances]):
-        """The ordinary mask loss on the RoIs whose instance has a mask; with a projection
-        weight, the box projection loss on the others. (R, 1, M, M) logits of the RoIs of
-        ``instances``, in order. With no RoI of a kind its loss is ``logits.sum() * 0``: zero,
-        and still reaching every mask-branch parameter, so DDP sees no unused parameters."""
+        """The ordinary mask loss on the RoIs whose instance has a mask; with positive weights,
+        the box projection and pairwise colour losses on the others. (R, 1, M, M) logits of the
+        RoIs of ``instances``, in order. With no RoI of a kind its loss is ``logits.sum() * 0``:
+        zero, and still reaching every mask-branch parameter, so DDP sees no unused parameters."""
         has_mask = [mask_availability(i) for i in instances]
         masked = [i[h] for i, h in zip(instances, has_mask)]
         has_mask = cat(has_mask) if instances else torch.zeros(0, dtype=torch.bool)
         has_mask = has_mask.to(logits.device)
         loss = mask_rcnn_loss(logits[has_mask], masked, self.vis_period)
         losses = {"loss_mask": loss * self.loss_weight}
+        if self.projection_weight <= 0 and self.pairwise_weight <= 0:
+            return losses
+        box_only = [i[~mask_availability(i)] for i in instances]
+        box_only_logits = logits[~has_mask][:, 0]
+        proposal_boxes = cat([i.proposal_boxes.tensor for i in box_only])
+        gt_boxes = cat([i.gt_boxes.tensor for i in box_only])
         if self.projection_weight > 0:
-            box_only = [i[~mask_availability(i)] for i in instances]
-            proposal_boxes = cat([i.proposal_boxes.tensor for i in box_only])
-            gt_boxes = cat([i.gt_boxes.tensor for i in box_only])
-            projection = box_projection_loss(logits[~has_mask][:, 0], proposal_boxes, gt_boxes)
+            projection = box_projection_loss(box_only_logits, proposal_boxes, gt_boxes)
             losses["loss_mask_projection"] = projection * self.projection_weight
+        if self.pairwise_weight > 0:
+            pairwise = pairwise_affinity_loss(
+                box_only_logits,
+                cat([i.gt_lab for i in box_only]),
+                proposal_boxes,
+                gt_boxes,
+                self.pairwise_threshold,
+                self.pairwise_dilation,
+            )
+            losses["loss_mask_pairwise"] = pairwise * self.pairwise_weight
         return losses

@@ -9,7 +9,7 @@ or beside the proposals, and box-only instances train it through a box-supervise
 (:mod:`.mask_training_rois`, :mod:`.box_supervision`).
 """
 
-from typing import Dict, List
+from typing import Dict, List, Optional, Tuple
 
 import torch
 from detectron2.config import configurable
@@ -17,6 +17,7 @@ from detectron2.modeling.roi_heads import ROI_HEADS_REGISTRY, StandardROIHeads
 from detectron2.structures import Instances
 
 from ..config import MASK_TRAIN_BOXES
+from .box_supervision import roi_lab_colours
 from .mask_training_rois import mask_training_rois
 
 __all__ = ["MaskXROIHeads"]
@@ -32,6 +33,7 @@ class MaskXROIHeads(StandardROIHeads):
         mask_train_boxes: str = "proposals",
         gt_box_jitter: float = 0.0,
         box_supervised_masks: bool = False,
+        colour_normalization: Optional[Tuple[List[float], List[float], str]] = None,
         **kwargs,
     ):
         """
@@ -44,7 +46,9 @@ class MaskXROIHeads(StandardROIHeads):
                 the box's size.
             box_supervised_masks (bool): the RoIs of box-only instances reach the mask head too,
                 for its box-supervised loss (the mask head must have one: MaskXMaskHead with
-                a positive projection weight).
+                a positive projection or pairwise weight).
+            colour_normalization: (pixel mean, pixel std, input format) of the images, given
+                when the pairwise colour loss needs the RoIs' colours; None otherwise.
             kwargs: as for :class:`StandardROIHeads`.
         """
         super().__init__(**kwargs)
@@ -52,6 +56,7 @@ class MaskXROIHeads(StandardROIHeads):
         self.mask_train_boxes = mask_train_boxes
         self.gt_box_jitter = gt_box_jitter
         self.box_supervised_masks = box_supervised_masks
+        self.colour_normalization = colour_normalization
         if self.mask_on and hasattr(self.mask_head, "check_box_predictor"):
             self.mask_head.check_box_predictor(self.box_predictor)
 
@@ -74,7 +79,8 @@ class MaskXROIHeads(StandardROIHeads):
             raise ValueError(
                 f"MODEL.MASKX.GT_BOX_JITTER must be in [0, 0.5), got {mx.GT_BOX_JITTER}"
             )
-        box_supervised = mx.BOX_SUPERVISION.PROJECTION_WEIGHT > 0
+        box = mx.BOX_SUPERVISION
+        box_supervised = box.PROJECTION_WEIGHT > 0 or box.PAIRWISE_WEIGHT > 0
         if box_supervised and cfg.MODEL.ROI_MASK_HEAD.NAME != "MaskXMaskHead":
             # Any other head would put box-only RoIs through its ordinary mask loss.
             raise ValueError(
@@ -88,6 +94,12 @@ class MaskXROIHeads(StandardROIHeads):
             gt_box_jitter=mx.GT_BOX_JITTER,
             box_supervised_masks=box_supervised,
         )
+        if box.PAIRWISE_WEIGHT > 0:
+            ret["colour_normalization"] = (
+                list(cfg.MODEL.PIXEL_MEAN),
+                list(cfg.MODEL.PIXEL_STD),
+                cfg.INPUT.FORMAT,
+            )
         return ret
 
     def forward(self, images, features, proposals, targets=None):
@@ -107,9 +119,24 @@ class MaskXROIHeads(StandardROIHeads):
                 self.gt_box_jitter,
                 self.box_supervised_masks,
             )
+            if self.colour_normalization is not None:
+                self._attach_lab_colours(images, mask_rois)
             losses.update(self._forward_mask(features, mask_rois))
         losses.update(self._forward_keypoint(features, proposals))
         return proposals, losses
+
+    def _attach_lab_colours(self, images, rois: List[Instances]) -> None:
+        """Set ``gt_lab`` (R_i, 3, M, M), the Lab colour of each RoI's mask cells, from the
+        batch's normalized images (for the pairwise colour loss)."""
+        mean, std, input_format = self.colour_normalization
+        x = images.tensor
+        pixels = x * torch.tensor(std, device=x.device)[:, None, None]
+        pixels = pixels + torch.tensor(mean, device=x.device)[:, None, None]
+        rgb = (pixels.flip(1) if input_format == "BGR" else pixels) / 255.0
+        side = 2 * self.mask_pooler.output_size[0]  # the mask head's deconv doubles it
+        boxes = [r.proposal_boxes.tensor for r in rois]
+        for r, lab in zip(rois, roi_lab_colours(rgb.clamp(0, 1), boxes, side)):
+            r.gt_lab = lab
 
     def _forward_box(self, features: Dict[str, torch.Tensor], proposals: List[Instances]):
         if self.training and self.freeze_detector:
