@@ -53,6 +53,18 @@ def add_maskx_config(cfg):
     # Width of the hidden FC layers (unused when NUM_FC == 1).
     _C.MODEL.MASKX.MLP_BRANCH.FC_DIM = 1024
 
+    _C.MODEL.MASKX.HEAD = CN()
+    # The mask head's body before its deconv (maskx_d2/modeling/mask_fcn.py):
+    #   "fcn":       ROI_MASK_HEAD.NUM_CONV 3x3 convs of CONV_DIM (Mask R-CNN, the paper),
+    #   "residual":  a 1x1 projection to CONV_DIM and NUM_BLOCKS residual blocks,
+    #   "hourglass": a 1x1 projection and an hourglass of HOURGLASS_LEVELS halvings with
+    #                HOURGLASS_BLOCKS residual blocks per stage (Deep-MARC's head family).
+    # The RoI side is ROI_MASK_HEAD.POOLER_RESOLUTION (Deep-MARC: 32); the masks are twice it.
+    _C.MODEL.MASKX.HEAD.ARCHITECTURE = "fcn"
+    _C.MODEL.MASKX.HEAD.NUM_BLOCKS = 8
+    _C.MODEL.MASKX.HEAD.HOURGLASS_LEVELS = 4
+    _C.MODEL.MASKX.HEAD.HOURGLASS_BLOCKS = 2
+
     # The boxes the mask branch trains on (inference always uses the detections):
     #   "proposals": the sampled foreground proposals (Mask R-CNN, the paper),
     #   "gt":        the ground-truth boxes of the instances that have masks (Deep-MARC, Birodkar

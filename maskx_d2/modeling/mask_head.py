@@ -26,6 +26,7 @@ from torch import nn
 
 from ..config import MASK_PREDICTORS
 from .box_supervision import box_projection_loss, pairwise_affinity_loss
+from .mask_fcn import MASK_HEAD_ARCHITECTURES, HourglassFCN, ResidualFCN
 from .mlp_branch import MaskMLPBranch
 from .partial_supervision import mask_availability
 from .weight_transfer import (
@@ -35,7 +36,7 @@ from .weight_transfer import (
     transfer_input_dim,
 )
 
-__all__ = ["MaskXMaskHead", "box_head_output_dim", "load_class_embeddings"]
+__all__ = ["MaskXMaskHead", "box_head_output_dim", "build_mask_body", "load_class_embeddings"]
 
 
 def box_head_output_dim(cfg) -> int:
@@ -69,6 +70,27 @@ def load_class_embeddings(path: str, num_classes: int) -> torch.Tensor:
     return torch.as_tensor(array, dtype=torch.float32)
 
 
+def build_mask_body(cfg, in_channels: int, conv_dims: List[int]) -> Optional[nn.Module]:
+    """The body of ``MODEL.MASKX.HEAD`` (None for "fcn": the head's own convs)."""
+    head = cfg.MODEL.MASKX.HEAD
+    if head.ARCHITECTURE not in MASK_HEAD_ARCHITECTURES:
+        raise ValueError(
+            f"MODEL.MASKX.HEAD.ARCHITECTURE must be one of {MASK_HEAD_ARCHITECTURES}, "
+            f"got {head.ARCHITECTURE!r}"
+        )
+    if head.ARCHITECTURE == "fcn":
+        return None
+    if len(conv_dims) < 2:
+        raise ValueError(
+            f"MODEL.MASKX.HEAD.ARCHITECTURE={head.ARCHITECTURE!r} needs "
+            "MODEL.ROI_MASK_HEAD.NUM_CONV >= 1 (CONV_DIM sets the body's width)"
+        )
+    channels, norm = conv_dims[-2], cfg.MODEL.ROI_MASK_HEAD.NORM
+    if head.ARCHITECTURE == "residual":
+        return ResidualFCN(in_channels, channels, head.NUM_BLOCKS, norm)
+    return HourglassFCN(in_channels, channels, head.HOURGLASS_LEVELS, head.HOURGLASS_BLOCKS, norm)
+
+
 @ROI_MASK_HEAD_REGISTRY.register()
 class MaskXMaskHead(MaskRCNNConvUpsampleHead):
     """Mask FCN + one of three predictors, optionally + the class-agnostic MLP branch.
@@ -99,6 +121,7 @@ class MaskXMaskHead(MaskRCNNConvUpsampleHead):
         pairwise_weight: float = 0.0,
         pairwise_threshold: float = 0.3,
         pairwise_dilation: int = 1,
+        body: Optional[nn.Module] = None,
         **kwargs,
     ):
         """
@@ -115,6 +138,8 @@ class MaskXMaskHead(MaskRCNNConvUpsampleHead):
                 box-only instances (:mod:`.box_supervision`); 0: none.
             pairwise_weight, pairwise_threshold, pairwise_dilation: the pairwise colour loss of
                 those RoIs (they then carry ``gt_lab``); weight 0: none.
+            body (nn.Module or None): replaces the 3x3 convs (:mod:`.mask_fcn`): maps
+                (R, C_in, P, P) to (R, conv_dims[-2], P, P), before the deconv. None: the convs.
         """
         if mask_predictor not in MASK_PREDICTORS:
             raise ValueError(
@@ -129,6 +154,12 @@ class MaskXMaskHead(MaskRCNNConvUpsampleHead):
             conv_norm=conv_norm,
             **kwargs,
         )
+        if body is not None:
+            # The deconv (built above for conv_dims[-2] channels) stays; the convs go.
+            for k in range(len(self.conv_norm_relus)):
+                delattr(self, f"mask_fcn{k + 1}")
+            self.conv_norm_relus = []
+        self.body = body
         self.num_classes = num_classes
         self.mask_predictor = mask_predictor
         self.transfer_input = transfer_input
@@ -169,6 +200,7 @@ class MaskXMaskHead(MaskRCNNConvUpsampleHead):
             pairwise_weight=mx.BOX_SUPERVISION.PAIRWISE_WEIGHT,
             pairwise_threshold=mx.BOX_SUPERVISION.PAIRWISE_THRESHOLD,
             pairwise_dilation=mx.BOX_SUPERVISION.PAIRWISE_DILATION,
+            body=build_mask_body(cfg, input_shape.channels, ret["conv_dims"]),
         )
         if cfg.MODEL.ROI_MASK_HEAD.CLS_AGNOSTIC_MASK and mx.MASK_PREDICTOR != "class_agnostic":
             raise ValueError(
@@ -216,6 +248,8 @@ class MaskXMaskHead(MaskRCNNConvUpsampleHead):
 
     def layers(self, x: torch.Tensor) -> torch.Tensor:
         """The mask FCN: (R, C_in, M/2, M/2) pooled features -> (R, C, M, M) mask features."""
+        if self.body is not None:
+            x = self.body(x)
         for conv in self.conv_norm_relus:
             x = conv(x)
         return self.deconv_relu(self.deconv(x))
