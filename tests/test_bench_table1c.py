@@ -7,9 +7,14 @@ import os
 import sys
 
 import pytest
+import torch
+from detectron2.config import get_cfg
+from detectron2.modeling import build_model
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "bench"))
 import bench_synthetic_table1c as bench  # noqa: E402
+
+from maskx_d2 import add_maskx_config  # noqa: E402
 
 
 def _write_metrics(path, records):
@@ -93,3 +98,15 @@ def test_report_gives_mean_spread_and_gap_share(tmp_path):
     # The shifted table has the oracle regrouped by the shifted split, and no other run yet.
     shifted = text.split("Appearance-shifted")[1]
     assert "71.0 (70.0-72.0)" in shifted and "transfer+MLP" not in shifted
+
+
+@pytest.mark.parametrize("key", list(bench.VARIANTS))
+def test_every_variant_builds_its_model(key):
+    """Each variant's config with its overrides is valid (a typo would cost a whole run)."""
+    variant = bench.VARIANTS[key]
+    cfg = get_cfg()
+    add_maskx_config(cfg)
+    cfg.merge_from_file(os.path.join(bench.ROOT, variant["config"]))
+    cfg.merge_from_list(variant["opts"] + ["MODEL.DEVICE", "meta"])
+    with torch.device("meta"):
+        build_model(cfg)
