@@ -57,13 +57,14 @@ def add_maskx_config(cfg):
     # The mask head's body before its deconv (maskx_d2/modeling/mask_fcn.py):
     #   "fcn":       ROI_MASK_HEAD.NUM_CONV 3x3 convs of CONV_DIM (Mask R-CNN, the paper),
     #   "residual":  a 1x1 projection to CONV_DIM and NUM_BLOCKS residual blocks,
-    #   "hourglass": a 1x1 projection and an hourglass of HOURGLASS_LEVELS halvings with
-    #                HOURGLASS_BLOCKS residual blocks per stage (Deep-MARC's head family).
+    #   "hourglass": an hourglass with one halving per entry of HOURGLASS_CHANNELS after the
+    #                first, HOURGLASS_BLOCKS residual blocks per level (Deep-MARC's head family;
+    #                the defaults are its hourglass-52), then a 1x1 conv to CONV_DIM.
     # The RoI side is ROI_MASK_HEAD.POOLER_RESOLUTION (Deep-MARC: 32); the masks are twice it.
     _C.MODEL.MASKX.HEAD.ARCHITECTURE = "fcn"
     _C.MODEL.MASKX.HEAD.NUM_BLOCKS = 8
-    _C.MODEL.MASKX.HEAD.HOURGLASS_LEVELS = 4
-    _C.MODEL.MASKX.HEAD.HOURGLASS_BLOCKS = 2
+    _C.MODEL.MASKX.HEAD.HOURGLASS_CHANNELS = [128, 128, 192, 192, 192, 256]
+    _C.MODEL.MASKX.HEAD.HOURGLASS_BLOCKS = [2, 2, 2, 2, 2, 4]
 
     # The boxes the mask branch trains on (inference always uses the detections):
     #   "proposals": the sampled foreground proposals (Mask R-CNN, the paper),

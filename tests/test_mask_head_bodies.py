@@ -15,14 +15,15 @@ from model_fixtures import (
     tiny_cfg,
 )
 
-from maskx_d2.modeling.mask_fcn import HourglassFCN, ResidualFCN
+from maskx_d2.modeling.mask_fcn import HourglassFCN, ResidualBlock, ResidualFCN
+from maskx_d2.modeling.mask_head import build_mask_body
 
 BODIES = {
     "residual": {"HEAD.ARCHITECTURE": "residual", "HEAD.NUM_BLOCKS": 2},
     "hourglass": {
         "HEAD.ARCHITECTURE": "hourglass",
-        "HEAD.HOURGLASS_LEVELS": 2,
-        "HEAD.HOURGLASS_BLOCKS": 1,
+        "HEAD.HOURGLASS_CHANNELS": [8, 8, 12],
+        "HEAD.HOURGLASS_BLOCKS": [1, 1, 2],
     },
 }
 PREDICTORS = ["transfer", "class_agnostic", "class_specific"]
@@ -32,7 +33,7 @@ PREDICTORS = ["transfer", "class_agnostic", "class_specific"]
 def test_bodies_keep_the_side_and_give_the_head_width(side):
     x = torch.rand(3, 8, side, side)
     assert ResidualFCN(8, 16, 2)(x).shape == (3, 16, side, side)
-    assert HourglassFCN(8, 16, levels=4, blocks=1)(x).shape == (3, 16, side, side)
+    assert HourglassFCN(8, 16, [8, 8, 12, 12, 16], [1, 1, 1, 1, 2])(x).shape == (3, 16, side, side)
 
 
 @pytest.mark.parametrize("body", list(BODIES))
@@ -103,3 +104,19 @@ def test_a_body_needs_a_conv_width():
     cfg.MODEL.ROI_MASK_HEAD.NUM_CONV = 0
     with pytest.raises(ValueError, match="NUM_CONV >= 1"):
         build_roi_heads(cfg, FEATURE_SHAPE)
+
+
+def test_the_default_hourglass_is_deep_marcs_hourglass_52():
+    cfg = tiny_cfg(**{"HEAD.ARCHITECTURE": "hourglass"})
+    body = build_mask_body(cfg, 8, [16, 16])
+    widths = [m.conv2.out_channels for m in body.modules() if isinstance(m, ResidualBlock)]
+    assert max(widths) == 256 and sorted(set(widths)) == [128, 192, 256]
+    blocks = sum(isinstance(m, ResidualBlock) for m in body.modules())
+    # Per level: skip + down + up blocks; the bottom: 4 blocks. 5 levels of 2 blocks.
+    assert blocks == 5 * 3 * 2 + 4
+    assert body(torch.rand(2, 8, 32, 32)).shape == (2, 16, 32, 32)
+
+
+def test_an_hourglass_needs_matching_widths_and_blocks():
+    with pytest.raises(ValueError, match="one block count per width"):
+        HourglassFCN(8, 16, [8, 16], [1])

@@ -88,7 +88,7 @@ def build_mask_body(cfg, in_channels: int, conv_dims: List[int]) -> Optional[nn.
     channels, norm = conv_dims[-2], cfg.MODEL.ROI_MASK_HEAD.NORM
     if head.ARCHITECTURE == "residual":
         return ResidualFCN(in_channels, channels, head.NUM_BLOCKS, norm)
-    return HourglassFCN(in_channels, channels, head.HOURGLASS_LEVELS, head.HOURGLASS_BLOCKS, norm)
+    return HourglassFCN(in_channels, channels, head.HOURGLASS_CHANNELS, head.HOURGLASS_BLOCKS, norm)
 
 
 @ROI_MASK_HEAD_REGISTRY.register()
