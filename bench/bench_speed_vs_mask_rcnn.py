@@ -4,7 +4,11 @@
 Same backbone, same inputs, same batch, one run. Variants:
   - ``mask_rcnn``: detectron2's StandardROIHeads + MaskRCNNConvUpsampleHead (class-specific),
   - ``transfer``: MaskXROIHeads + MaskXMaskHead, transfer (cls+box, 2-layer T),
-  - ``transfer+mlp``: the same + the class-agnostic MLP branch.
+  - ``transfer+mlp``: the same + the class-agnostic MLP branch;
+  - with ``--variants``, the options beyond the paper on top of ``transfer``: ``+gt-boxes``
+    (mask training on proposals and ground-truth boxes), ``+boxinst`` (BoxInst's two losses on
+    box-only instances: give some with ``--box-only-fraction``), ``+residual`` (8 residual
+    blocks), ``+hourglass`` (Deep-MARC's hourglass-52 at the config's mask pooler size).
 Each variant runs in its own process (peak memory: the process's peak RSS above its imports
 on CPU, model and optimizer state included; torch.cuda.max_memory_allocated on GPU) on the same
 random images and ground truth, every instance with a mask, so all variants do the same mask
@@ -30,7 +34,22 @@ import time
 import numpy as np
 from schedule_estimate import estimate_schedule
 
-VARIANTS = ("mask_rcnn", "transfer", "transfer+mlp")
+# name -> config overrides on top of the Mask^X config (mask_rcnn: detectron2's own heads).
+VARIANTS = {
+    "mask_rcnn": None,
+    "transfer": [],
+    "transfer+mlp": ["MODEL.MASKX.MLP_BRANCH.ENABLED", True],
+    "+gt-boxes": ["MODEL.MASKX.MASK_TRAIN_BOXES", "both"],
+    "+boxinst": [
+        "MODEL.MASKX.BOX_SUPERVISION.PROJECTION_WEIGHT",
+        1.0,
+        "MODEL.MASKX.BOX_SUPERVISION.PAIRWISE_WEIGHT",
+        1.0,
+    ],
+    "+residual": ["MODEL.MASKX.HEAD.ARCHITECTURE", "residual"],
+    "+hourglass": ["MODEL.MASKX.HEAD.ARCHITECTURE", "hourglass"],
+}
+DEFAULT_VARIANTS = ["mask_rcnn", "transfer", "transfer+mlp"]
 
 
 def _batch(num_images, size, num_classes, device, box_only_fraction, gen):
@@ -81,7 +100,8 @@ def _measure(variant, args, batch_size, queue):
         cfg.MODEL.ROI_MASK_HEAD.NAME = "MaskRCNNConvUpsampleHead"
     else:
         cfg.MODEL.MASKX.MASK_PREDICTOR = "transfer"
-        cfg.MODEL.MASKX.MLP_BRANCH.ENABLED = variant == "transfer+mlp"
+        cfg.MODEL.MASKX.MLP_BRANCH.ENABLED = False
+        cfg.merge_from_list(VARIANTS[variant])
     torch.manual_seed(0)
     model = build_model(cfg).train()
     optimizer = build_optimizer(cfg, model)
@@ -164,7 +184,7 @@ def _run_variant(ctx, variant, args, batch_size):
 def _largest_batch(ctx, args):
     """Doubles the batch from 2 while every variant still fits; the last that did."""
     fits, batch_size = None, 2
-    while all(_run_variant(ctx, v, args, batch_size) is not None for v in VARIANTS):
+    while all(_run_variant(ctx, v, args, batch_size) is not None for v in args.variants):
         fits, batch_size = batch_size, batch_size * 2
     if fits is None:
         raise SystemExit("even a batch of 2 images runs out of memory")
@@ -202,7 +222,15 @@ def main():
         "(default on a GPU: 1 8; none on a CPU)",
     )
     parser.add_argument("--scaling-efficiency", type=float, default=0.9)
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        choices=list(VARIANTS),
+        default=DEFAULT_VARIANTS,
+        help="what to measure; mask_rcnn, the baseline of the ratios, is always included",
+    )
     args = parser.parse_args()
+    args.variants = ["mask_rcnn"] + [v for v in args.variants if v != "mask_rcnn"]
     cuda = args.device.startswith("cuda")
     if args.batch == "max" and not cuda:
         parser.error("--batch max searches for the largest batch that fits a GPU's memory")
@@ -210,9 +238,9 @@ def main():
     batch_size = _largest_batch(ctx, args) if args.batch == "max" else args.batch
     # Rounds interleave the variants and the median is reported, so drift of a shared machine
     # over the run does not favour whichever variant ran at a quiet moment.
-    runs = {v: [] for v in VARIANTS}
+    runs = {v: [] for v in args.variants}
     for _ in range(args.rounds):
-        for variant in VARIANTS:
+        for variant in args.variants:
             result = _run_variant(ctx, variant, args, batch_size)
             if result is None:
                 raise SystemExit(f"{variant} ran out of memory at batch {batch_size}")

@@ -68,3 +68,23 @@ def test_largest_batch_search_is_refused_on_cpu():
     result = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert "--batch max" in result.stderr
+
+
+def test_the_options_beyond_the_paper_are_measured_against_mask_rcnn():
+    command = [
+        sys.executable,
+        "bench/bench_speed_vs_mask_rcnn.py",
+        "--size", "64", "64",
+        "--batch", "2",
+        "--iters", "1",
+        "--warmup", "0",
+        "--rounds", "1",
+        "--box-only-fraction", "0.5",
+        "--variants", "+gt-boxes", "+boxinst", "+residual", "+hourglass",
+    ]  # fmt: skip
+    out = subprocess.run(command, capture_output=True, text=True, timeout=300, check=True).stdout
+    lines = out.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.split()[:1] == ["variant"])
+    rows = {line.split()[0]: line.split() for line in lines[header + 1 : header + 6]}
+    assert set(rows) == {"mask_rcnn", "+gt-boxes", "+boxinst", "+residual", "+hourglass"}, out
+    assert all(float(x) > 0 for row in rows.values() for x in row[1:]), out
