@@ -34,6 +34,7 @@ CONFIGS = "configs/Synthetic"
 MAIN_VAL, SHIFTED_VAL = "synthetic_shapes_v2_val", "synthetic_shapes_v2_shifted_val"
 SHIFTED_TRAIN = ("DATASETS.TRAIN", "('synthetic_shapes_v2_shifted_train',)")
 # Options beyond the paper (README, "Beyond the paper"), each on top of a head of Table 1c.
+PROJECTION = ("MODEL.MASKX.BOX_SUPERVISION.PROJECTION_WEIGHT", "1.0")
 BOXINST = (
     "MODEL.MASKX.BOX_SUPERVISION.PROJECTION_WEIGHT",
     "1.0",
@@ -79,11 +80,23 @@ VARIANTS = {
         test=(MAIN_VAL, SHIFTED_VAL),
         split="both",
     ),
+    "transfer-mlp-projection": _variant(
+        "transfer+MLP + projection loss on B's boxes",
+        "maskx_R_18_FPN_synthetic.yaml",
+        *PROJECTION,
+    ),
+    "class-agnostic-projection": _variant(
+        "class-agnostic + projection loss on B's boxes",
+        "class_agnostic_R_18_FPN_synthetic.yaml",
+        *PROJECTION,
+    ),
     "transfer-mlp-boxinst": _variant(
-        "transfer+MLP + BoxInst losses on B's boxes", "maskx_R_18_FPN_synthetic.yaml", *BOXINST
+        "transfer+MLP + projection and pairwise losses on B's boxes",
+        "maskx_R_18_FPN_synthetic.yaml",
+        *BOXINST,
     ),
     "class-agnostic-boxinst": _variant(
-        "class-agnostic + BoxInst losses on B's boxes",
+        "class-agnostic + projection and pairwise losses on B's boxes",
         "class_agnostic_R_18_FPN_synthetic.yaml",
         *BOXINST,
     ),
@@ -120,6 +133,8 @@ VARIANTS = {
 }
 PARTIAL = ["transfer-cls", "transfer-box", "transfer", "transfer-mlp"]
 BEYOND = [
+    "transfer-mlp-projection",
+    "class-agnostic-projection",
     "transfer-mlp-boxinst",
     "class-agnostic-boxinst",
     "transfer-mlp-gt-boxes",
