@@ -93,6 +93,9 @@ def add_maskx_config(cfg):
     # Distance in grid cells between the two cells of a pair (BoxInst: 2 on its 1/4-resolution
     # image mask; a RoI's 28 x 28 grid is already coarse).
     _C.MODEL.MASKX.BOX_SUPERVISION.PAIRWISE_DILATION = 1
+    # The pairwise weight rises linearly from 0 over this many iterations (BoxInst: 10000), so
+    # that the projection loss shapes the masks first; 0 = the full weight from the start.
+    _C.MODEL.MASKX.BOX_SUPERVISION.PAIRWISE_WARMUP_ITERS = 0
 
     _C.TEST.MASKX = CN()
     # Mask quality on ground-truth boxes: on evaluation sets of type "coco_partial" that have

@@ -353,3 +353,25 @@ def test_pairwise_loss_trains_the_mask_branch_through_the_roi_heads():
     assert losses["loss_mask_pairwise"].item() > 0 and "loss_mask_projection" not in losses
     sum(losses.values()).backward()
     assert next(heads.mask_head.transfer.parameters()).grad.abs().sum() > 0
+
+
+def test_pairwise_weight_warms_up_linearly():
+    heads = roi_heads(
+        **{
+            "BOX_SUPERVISION.PAIRWISE_WEIGHT": 2.0,
+            "BOX_SUPERVISION.PAIRWISE_WARMUP_ITERS": 100,
+        }
+    )
+    targets = targets_with_partial_masks()
+    images = ImageList(torch.rand(2, 3, IMAGE, IMAGE) * 100, [(IMAGE, IMAGE)] * 2)
+    features = {"p2": torch.rand(2, 8, IMAGE // 4, IMAGE // 4)}
+    heads.train()
+    losses = {}
+    for iteration in (0, 25, 100, 400):
+        torch.manual_seed(0)
+        with EventStorage(start_iter=iteration):
+            _, out = heads(images, features, jittered_proposals(targets), targets)
+        losses[iteration] = out["loss_mask_pairwise"].item()
+    assert losses[0] == 0.0 and losses[100] > 0
+    assert losses[25] == pytest.approx(losses[100] / 4, rel=1e-5)
+    assert losses[400] == pytest.approx(losses[100], rel=1e-5)

@@ -22,6 +22,7 @@ from detectron2.modeling.roi_heads.mask_head import (
     mask_rcnn_loss,
 )
 from detectron2.structures import Instances
+from detectron2.utils.events import get_event_storage
 from torch import nn
 
 from ..config import MASK_PREDICTORS
@@ -121,6 +122,7 @@ class MaskXMaskHead(MaskRCNNConvUpsampleHead):
         pairwise_weight: float = 0.0,
         pairwise_threshold: float = 0.3,
         pairwise_dilation: int = 1,
+        pairwise_warmup_iters: int = 0,
         body: Optional[nn.Module] = None,
         **kwargs,
     ):
@@ -138,6 +140,7 @@ class MaskXMaskHead(MaskRCNNConvUpsampleHead):
                 box-only instances (:mod:`.box_supervision`); 0: none.
             pairwise_weight, pairwise_threshold, pairwise_dilation: the pairwise colour loss of
                 those RoIs (they then carry ``gt_lab``); weight 0: none.
+            pairwise_warmup_iters: the pairwise weight rises linearly over these iterations.
             body (nn.Module or None): replaces the 3x3 convs (:mod:`.mask_fcn`): maps
                 (R, C_in, P, P) to (R, conv_dims[-2], P, P), before the deconv. None: the convs.
         """
@@ -184,6 +187,7 @@ class MaskXMaskHead(MaskRCNNConvUpsampleHead):
         self.pairwise_weight = pairwise_weight
         self.pairwise_threshold = pairwise_threshold
         self.pairwise_dilation = pairwise_dilation
+        self.pairwise_warmup_iters = pairwise_warmup_iters
 
     @classmethod
     def from_config(cls, cfg, input_shape):
@@ -200,6 +204,7 @@ class MaskXMaskHead(MaskRCNNConvUpsampleHead):
             pairwise_weight=mx.BOX_SUPERVISION.PAIRWISE_WEIGHT,
             pairwise_threshold=mx.BOX_SUPERVISION.PAIRWISE_THRESHOLD,
             pairwise_dilation=mx.BOX_SUPERVISION.PAIRWISE_DILATION,
+            pairwise_warmup_iters=mx.BOX_SUPERVISION.PAIRWISE_WARMUP_ITERS,
             body=build_mask_body(cfg, input_shape.channels, ret["conv_dims"]),
         )
         if cfg.MODEL.ROI_MASK_HEAD.CLS_AGNOSTIC_MASK and mx.MASK_PREDICTOR != "class_agnostic":
@@ -347,5 +352,9 @@ class MaskXMaskHead(MaskRCNNConvUpsampleHead):
                 self.pairwise_threshold,
                 self.pairwise_dilation,
             )
-            losses["loss_mask_pairwise"] = pairwise * self.pairwise_weight
+            weight = self.pairwise_weight
+            if self.pairwise_warmup_iters > 0:
+                progress = get_event_storage().iter / self.pairwise_warmup_iters
+                weight *= min(1.0, max(0.0, progress))
+            losses["loss_mask_pairwise"] = pairwise * weight
         return losses
