@@ -122,3 +122,29 @@ def roi_head_losses(heads, targets, seed=0):
     with EventStorage():
         _, losses = heads(None, features, jittered_proposals(targets), targets)
     return losses
+
+
+def box_only_targets():
+    """targets_with_partial_masks() with every instance box-only (gt_has_mask all False)."""
+    targets = targets_with_partial_masks()
+    for t in targets:
+        t.gt_has_mask = torch.zeros(len(t), dtype=torch.bool)
+    return targets
+
+
+def assert_zero_mask_loss_that_reaches_every_mask_parameter(heads, losses):
+    """A batch without masks: loss_mask is 0, and after backward every mask-head parameter has
+    a gradient (in the graph, so DDP sees no unused parameter) that is all zeros."""
+    assert losses["loss_mask"].item() == 0.0
+    sum(losses.values()).backward()
+    for name, p in heads.mask_head.named_parameters():
+        assert p.grad is not None, f"{name} left out of the graph"
+        assert torch.count_nonzero(p.grad) == 0, name
+
+
+def targets_with_classes(*classes):
+    """targets_with_partial_masks() whose two instances have the given classes (e.g. 2999)."""
+    targets = targets_with_partial_masks()
+    for t in targets:
+        t.gt_classes = torch.tensor(classes)
+    return targets

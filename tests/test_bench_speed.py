@@ -41,7 +41,8 @@ def test_nonsense_inputs_are_refused(kwargs):
         estimate_schedule(**kwargs)
 
 
-def test_benchmark_runs_end_to_end_and_prints_ratios():
+def _tiny_run(*extra):
+    """The benchmark's stdout on a tiny CPU setting: 2 images of 64 x 64, one iteration."""
     command = [
         sys.executable,
         "bench/bench_speed_vs_mask_rcnn.py",
@@ -50,9 +51,13 @@ def test_benchmark_runs_end_to_end_and_prints_ratios():
         "--iters", "1",
         "--warmup", "0",
         "--rounds", "1",
-        "--schedule-gpus", "8",
+        *extra,
     ]  # fmt: skip
-    out = subprocess.run(command, capture_output=True, text=True, timeout=300, check=True).stdout
+    return subprocess.run(command, capture_output=True, text=True, timeout=300, check=True).stdout
+
+
+def test_benchmark_runs_end_to_end_and_prints_ratios():
+    out = _tiny_run("--schedule-gpus", "8")
     lines = out.splitlines()
     header = next(i for i, line in enumerate(lines) if line.split()[:1] == ["variant"])
     rows = {line.split()[0]: line.split() for line in lines[header + 1 : header + 4]}
@@ -71,18 +76,8 @@ def test_largest_batch_search_is_refused_on_cpu():
 
 
 def test_the_options_beyond_the_paper_are_measured_against_mask_rcnn():
-    command = [
-        sys.executable,
-        "bench/bench_speed_vs_mask_rcnn.py",
-        "--size", "64", "64",
-        "--batch", "2",
-        "--iters", "1",
-        "--warmup", "0",
-        "--rounds", "1",
-        "--box-only-fraction", "0.5",
-        "--variants", "+gt-boxes", "+boxinst", "+residual", "+hourglass",
-    ]  # fmt: skip
-    out = subprocess.run(command, capture_output=True, text=True, timeout=300, check=True).stdout
+    variants = ["+gt-boxes", "+boxinst", "+residual", "+hourglass"]
+    out = _tiny_run("--box-only-fraction", "0.5", "--variants", *variants)
     lines = out.splitlines()
     header = next(i for i, line in enumerate(lines) if line.split()[:1] == ["variant"])
     rows = {line.split()[0]: line.split() for line in lines[header + 1 : header + 6]}

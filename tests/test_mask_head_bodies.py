@@ -8,9 +8,12 @@ from detectron2.modeling.roi_heads import build_roi_heads
 from model_fixtures import (
     FEATURE_SHAPE,
     IMAGE,
+    assert_zero_mask_loss_that_reaches_every_mask_parameter,
+    box_only_targets,
     jittered_proposals,
     roi_head_losses,
     roi_heads,
+    targets_with_classes,
     targets_with_partial_masks,
     tiny_cfg,
 )
@@ -59,23 +62,13 @@ def test_every_body_predictor_and_mlp_trains_and_infers(body, predictor, mlp):
 @pytest.mark.parametrize("body", list(BODIES))
 def test_batches_without_masks_keep_every_body_parameter_in_the_graph(body):
     heads = roi_heads(**BODIES[body])
-    targets = targets_with_partial_masks()
-    for t in targets:
-        t.gt_has_mask = torch.zeros(len(t), dtype=torch.bool)
-    losses = roi_head_losses(heads, targets)
-    assert losses["loss_mask"].item() == 0.0
-    sum(losses.values()).backward()
-    for name, p in heads.mask_head.named_parameters():
-        assert p.grad is not None, f"{name} left out of the graph"
-        assert torch.count_nonzero(p.grad) == 0, name
+    losses = roi_head_losses(heads, box_only_targets())
+    assert_zero_mask_loss_that_reaches_every_mask_parameter(heads, losses)
 
 
 def test_3000_classes_train_with_the_hourglass_head_on_cpu():
     heads = roi_heads(3000, **{"MLP_BRANCH.ENABLED": True}, **BODIES["hourglass"])
-    targets = targets_with_partial_masks()
-    for t in targets:
-        t.gt_classes = torch.tensor([2999, 1500])
-    losses = roi_head_losses(heads, targets)
+    losses = roi_head_losses(heads, targets_with_classes(2999, 1500))
     sum(losses.values()).backward()
     assert losses["loss_mask"].item() > 0
 

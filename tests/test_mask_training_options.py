@@ -11,9 +11,12 @@ from detectron2.utils.events import EventStorage
 from model_fixtures import (
     FEATURE_SHAPE,
     IMAGE,
+    assert_zero_mask_loss_that_reaches_every_mask_parameter,
+    box_only_targets,
     jittered_proposals,
     roi_head_losses,
     roi_heads,
+    targets_with_classes,
     targets_with_partial_masks,
     tiny_cfg,
 )
@@ -202,23 +205,13 @@ def test_every_head_trains_and_infers_with_the_options(predictor, mlp):
 @pytest.mark.parametrize("train_boxes", ["gt", "both"])
 def test_batches_without_masks_give_a_zero_mask_loss_in_the_graph(predictor, train_boxes):
     heads = roi_heads(MASK_PREDICTOR=predictor, MASK_TRAIN_BOXES=train_boxes)
-    targets = targets_with_partial_masks()
-    for t in targets:
-        t.gt_has_mask = torch.zeros(len(t), dtype=torch.bool)
-    losses = roi_head_losses(heads, targets)
-    assert losses["loss_mask"].item() == 0.0
-    sum(losses.values()).backward()
-    for name, p in heads.mask_head.named_parameters():
-        assert p.grad is not None, f"{name} left out of the graph"
-        assert torch.count_nonzero(p.grad) == 0, name
+    losses = roi_head_losses(heads, box_only_targets())
+    assert_zero_mask_loss_that_reaches_every_mask_parameter(heads, losses)
 
 
 def test_with_the_projection_loss_box_only_batches_still_train_the_mask_branch():
     heads = roi_heads(**{"BOX_SUPERVISION.PROJECTION_WEIGHT": 1.0})
-    targets = targets_with_partial_masks()
-    for t in targets:
-        t.gt_has_mask = torch.zeros(len(t), dtype=torch.bool)
-    losses = roi_head_losses(heads, targets)
+    losses = roi_head_losses(heads, box_only_targets())
     assert losses["loss_mask"].item() == 0.0 and losses["loss_mask_projection"].item() > 0
     sum(losses.values()).backward()
     assert heads.mask_head.transfer.parameters().__next__().grad.abs().sum() > 0
@@ -256,10 +249,7 @@ def test_box_supervision_refuses_a_head_without_it():
 def test_3000_classes_train_with_the_options_on_cpu():
     options = {"MASK_TRAIN_BOXES": "both", "BOX_SUPERVISION.PROJECTION_WEIGHT": 1.0}
     heads = roi_heads(3000, **{"MLP_BRANCH.ENABLED": True}, **options)
-    targets = targets_with_partial_masks()
-    for t in targets:
-        t.gt_classes = torch.tensor([2999, 1500])
-    losses = roi_head_losses(heads, targets)
+    losses = roi_head_losses(heads, targets_with_classes(2999, 1500))
     sum(losses.values()).backward()
     assert losses["loss_mask"].item() > 0 and losses["loss_mask_projection"].item() > 0
 

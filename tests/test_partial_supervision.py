@@ -9,10 +9,13 @@ from detectron2.structures import Boxes, Instances, PolygonMasks
 from model_fixtures import (
     FEATURE_SHAPE,
     IMAGE,
+    assert_zero_mask_loss_that_reaches_every_mask_parameter,
+    box_only_targets,
     jittered_proposals,
     roi_head_losses,
     roi_heads,
     square,
+    targets_with_classes,
     targets_with_partial_masks,
     tiny_cfg,
 )
@@ -55,15 +58,8 @@ def test_box_only_masks_change_nothing(predictor):
 @pytest.mark.parametrize("predictor", ["transfer", "class_agnostic", "class_specific"])
 def test_all_box_only_batch_gives_zero_loss_and_zero_gradients(predictor):
     heads = roi_heads(MASK_PREDICTOR=predictor, **{"MLP_BRANCH.ENABLED": True})
-    targets = targets_with_partial_masks()
-    for t in targets:
-        t.gt_has_mask = torch.zeros(len(t), dtype=torch.bool)
-    losses = roi_head_losses(heads, targets)
-    assert losses["loss_mask"].item() == 0.0
-    sum(losses.values()).backward()
-    for name, p in heads.mask_head.named_parameters():
-        assert p.grad is not None, f"{name} left out of the graph"
-        assert torch.count_nonzero(p.grad) == 0, name
+    losses = roi_head_losses(heads, box_only_targets())
+    assert_zero_mask_loss_that_reaches_every_mask_parameter(heads, losses)
     # The box branch still trains on every instance.
     assert heads.box_predictor.cls_score.weight.grad.abs().sum() > 0
 
@@ -94,9 +90,7 @@ def test_frozen_roi_heads_give_only_theroi_head_losses():
 @pytest.mark.parametrize("num_classes", [3000])
 def test_3000_class_heads_train_and_infer_on_cpu(num_classes):
     heads = roi_heads(num_classes, **{"MLP_BRANCH.ENABLED": True})
-    targets = targets_with_partial_masks()
-    for t in targets:
-        t.gt_classes = torch.tensor([2999, 1500])
+    targets = targets_with_classes(2999, 1500)
     losses = roi_head_losses(heads, targets)
     sum(losses.values()).backward()
     assert losses["loss_mask"].item() > 0

@@ -31,6 +31,12 @@ __all__ = ["MASK_HEAD_ARCHITECTURES", "HourglassFCN", "ResidualBlock", "Residual
 MASK_HEAD_ARCHITECTURES = ("fcn", "residual", "hourglass")
 
 
+def _conv3x3(in_channels: int, out_channels: int, norm: str) -> Conv2d:
+    return Conv2d(
+        in_channels, out_channels, 3, padding=1, bias=not norm, norm=get_norm(norm, out_channels)
+    )
+
+
 class ResidualBlock(nn.Module):
     """x -> relu(skip(x) + norm(conv(relu(norm(conv(x)))))), from C_in to C_out channels, same
     size; skip is the identity, or a 1x1 conv when the width changes."""
@@ -38,22 +44,8 @@ class ResidualBlock(nn.Module):
     def __init__(self, in_channels: int, out_channels: int = None, norm: str = ""):
         super().__init__()
         out_channels = out_channels or in_channels
-        self.conv1 = Conv2d(
-            in_channels,
-            out_channels,
-            3,
-            padding=1,
-            bias=not norm,
-            norm=get_norm(norm, out_channels),
-        )
-        self.conv2 = Conv2d(
-            out_channels,
-            out_channels,
-            3,
-            padding=1,
-            bias=not norm,
-            norm=get_norm(norm, out_channels),
-        )
+        self.conv1 = _conv3x3(in_channels, out_channels, norm)
+        self.conv2 = _conv3x3(out_channels, out_channels, norm)
         self.skip = None if in_channels == out_channels else Conv2d(in_channels, out_channels, 1)
         for conv in (self.conv1, self.conv2, self.skip):
             if conv is None:
