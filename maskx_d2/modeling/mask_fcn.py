@@ -53,6 +53,9 @@ class ResidualBlock(nn.Module):
             nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
             if conv.bias is not None:
                 nn.init.zeros_(conv.bias)
+        # Each block starts as its skip path (zero last conv, as zero-gamma init): a stack of
+        # 34 blocks without normalization (hourglass-52) otherwise diverged at LR 0.02.
+        nn.init.zeros_(self.conv2.weight)
 
     def forward(self, x):
         skip = x if self.skip is None else self.skip(x)
