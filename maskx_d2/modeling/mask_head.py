@@ -328,15 +328,15 @@ class MaskXMaskHead(MaskRCNNConvUpsampleHead):
         the box projection and pairwise colour losses on the others. (R, 1, M, M) logits of the
         RoIs of ``instances``, in order. With no RoI of a kind its loss is ``logits.sum() * 0``:
         zero, and still reaching every mask-branch parameter, so DDP sees no unused parameters."""
-        has_mask = [mask_availability(i) for i in instances]
-        masked = [i[h] for i, h in zip(instances, has_mask)]
-        has_mask = cat(has_mask) if instances else torch.zeros(0, dtype=torch.bool)
+        per_image = [mask_availability(i) for i in instances]
+        masked = [i[h] for i, h in zip(instances, per_image)]
+        has_mask = cat(per_image) if instances else torch.zeros(0, dtype=torch.bool)
         has_mask = has_mask.to(logits.device)
         loss = mask_rcnn_loss(logits[has_mask], masked, self.vis_period)
         losses = {"loss_mask": loss * self.loss_weight}
         if self.projection_weight <= 0 and self.pairwise_weight <= 0:
             return losses
-        box_only = [i[~mask_availability(i)] for i in instances]
+        box_only = [i[~h] for i, h in zip(instances, per_image)]
         box_only_logits = logits[~has_mask][:, 0]
         proposal_boxes = cat([i.proposal_boxes.tensor for i in box_only])
         gt_boxes = cat([i.gt_boxes.tensor for i in box_only])
