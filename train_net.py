@@ -8,7 +8,8 @@
     python train_net.py --config-file CFG --dataset-module my_data.py   # your registered data
 
 Only four things differ from detectron2's tools/train_net.py: the config gets Mask^X keys,
-training uses the partially supervised mapper, evaluation reports sets A and B, and (with
+training uses the partially supervised mapper, evaluation reports sets A and B (and, with
+TEST.MASKX.PROPOSAL_RECALL, the average recall of the outputs as proposals), and (with
 TEST.MASKX.GT_BOX_EVAL) the mask branch is also measured on the ground-truth boxes.
 """
 
@@ -78,7 +79,10 @@ class Trainer(DefaultTrainer):
     def build_evaluator(cls, cfg, dataset_name, output_folder=None):
         output_folder = output_folder or os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name)
         return build_partially_supervised_evaluator(
-            dataset_name, output_folder, distributed=comm.get_world_size() > 1
+            dataset_name,
+            output_folder,
+            distributed=comm.get_world_size() > 1,
+            proposal_recall=cfg.TEST.MASKX.PROPOSAL_RECALL,
         )
 
     @classmethod

@@ -8,7 +8,10 @@ Same backbone, same inputs, same batch, one run. Variants:
   - with ``--variants``, the options beyond the paper on top of ``transfer``: ``+gt-boxes``
     (mask training on proposals and ground-truth boxes), ``+boxinst`` (BoxInst's two losses on
     box-only instances: give some with ``--box-only-fraction``), ``+residual`` (8 residual
-    blocks), ``+hourglass`` (Deep-MARC's hourglass-52 at the config's mask pooler size).
+    blocks), ``+hourglass`` (Deep-MARC's hourglass-52 at the config's mask pooler size),
+    ``+cam-prior`` (OPMask's class activation prior; the config's box convs, then global average
+    pooling instead of its FCs: the config needs ROI_BOX_HEAD.NUM_CONV >= 1, as the default
+    synthetic one has).
 Each variant runs in its own process (peak memory: the process's peak RSS above its imports
 on CPU, model and optimizer state included; torch.cuda.max_memory_allocated on GPU) on the same
 random images and ground truth, every instance with a mask, so all variants do the same mask
@@ -48,6 +51,15 @@ VARIANTS = {
     ],
     "+residual": ["MODEL.MASKX.HEAD.ARCHITECTURE", "residual"],
     "+hourglass": ["MODEL.MASKX.HEAD.ARCHITECTURE", "hourglass"],
+    # The config's box convs become a ConvGAPBoxHead (needs ROI_BOX_HEAD.NUM_CONV >= 1).
+    "+cam-prior": [
+        "MODEL.ROI_BOX_HEAD.NAME",
+        "ConvGAPBoxHead",
+        "MODEL.ROI_BOX_HEAD.NUM_FC",
+        0,
+        "MODEL.MASKX.CLASS_ACTIVATION_PRIOR.ENABLED",
+        True,
+    ],
 }
 DEFAULT_VARIANTS = ["mask_rcnn", "transfer", "transfer+mlp"]
 

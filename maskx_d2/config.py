@@ -2,6 +2,8 @@
 
 from detectron2.config import CfgNode as CN
 
+from .blendmask.config import add_blendmask_config
+
 __all__ = ["add_maskx_config", "MASK_PREDICTORS", "MASK_TRAIN_BOXES", "TRANSFER_INPUTS"]
 
 MASK_PREDICTORS = ("transfer", "class_agnostic", "class_specific")
@@ -10,7 +12,10 @@ TRANSFER_INPUTS = ("cls", "box", "cls+box", "embedding")
 
 
 def add_maskx_config(cfg):
-    """Add Mask^X R-CNN's keys to a detectron2 config (in place). Defaults are the paper's."""
+    """Add Mask^X R-CNN's keys to a detectron2 config (in place). Defaults are the paper's.
+    The keys of the other systems (BlendMask's, FCOS's) are added too, so one config object
+    serves every model of the project."""
+    add_blendmask_config(cfg)
     _C = cfg
     _C.MODEL.MASKX = CN()
     # How per-class mask weights are obtained:
@@ -97,6 +102,32 @@ def add_maskx_config(cfg):
     # that the projection loss shapes the masks first; 0 = the full weight from the start.
     _C.MODEL.MASKX.BOX_SUPERVISION.PAIRWISE_WARMUP_ITERS = 0
 
+    # OPMask's class activation prior (Biertimpel et al. 2021), off by default: the box head's
+    # class activation map (CAM) of each mask RoI's class (training: its ground-truth class,
+    # inference: the detected class) is resized to the mask pooler's side and added to every
+    # channel of the RoI's pooled mask features. The CAM is the box classifier's row of that
+    # class applied at each position of the box head's last conv map, so it exists for every
+    # class the detector knows, with or without masks. Needs MODEL.ROI_BOX_HEAD.NAME =
+    # "ConvGAPBoxHead" (convs, then global average pooling, no FC: maskx_d2/modeling/
+    # conv_gap_box_head.py) and MODEL.ROI_BOX_HEAD.NUM_FC = 0.
+    _C.MODEL.MASKX.CLASS_ACTIVATION_PRIOR = CN()
+    _C.MODEL.MASKX.CLASS_ACTIVATION_PRIOR.ENABLED = False
+    # Per-RoI scaling of the CAM before it is added:
+    #   "minmax": (cam - min) / (max - min), into [0, 1] (OPMask). The raw CAM's scale follows
+    #             the classifier's, which grows in training; scaled, the prior stays comparable to
+    #             the features it is added to.
+    #   "max":    cam / max |cam|, into [-1, 1], keeping the sign and where the CAM is 0.
+    #   "none":   the raw CAM.
+    _C.MODEL.MASKX.CLASS_ACTIVATION_PRIOR.NORMALIZATION = "minmax"
+    # Stop the mask loss's gradient into the box classifier's class rows (OPMask does): only the
+    # classes with masks get mask loss, so it would move only their rows, the asymmetry between
+    # A and B that MODEL.MASKX.TRANSFER.DETACH_DET_WEIGHTS avoids for T.
+    _C.MODEL.MASKX.CLASS_ACTIVATION_PRIOR.DETACH_CLASS_WEIGHTS = True
+    # Stop the mask loss's gradient into the box head's convs through the CAM. Off (OPMask lets
+    # it flow): those convs are shared by all classes, like the backbone that the mask loss
+    # already trains, so the mask loss can shape the map toward object extent for B as well.
+    _C.MODEL.MASKX.CLASS_ACTIVATION_PRIOR.DETACH_BOX_HEAD = False
+
     _C.TEST.MASKX = CN()
     # Mask quality on ground-truth boxes: on evaluation sets of type "coco_partial" that have
     # masks, the mask branch also predicts a mask for every ground-truth instance with a mask,
@@ -105,3 +136,8 @@ def add_maskx_config(cfg):
     # segm_gtbox, segm_gtbox_A, segm_gtbox_B). Detection then plays no part in the numbers.
     # Sets without masks (Visual Genome) skip it with one log line.
     _C.TEST.MASKX.GT_BOX_EVAL = True
+    # Proposal recall: also evaluate the model's outputs (detections, or an RPN's proposals) as
+    # class-agnostic proposals, as COCO does (pycocotools, useCats=0): box and, with masks, mask
+    # AR@10/100/1000 and by object size on all classes, A and B, in a second table (result keys
+    # proposals_box, proposals_box_A, proposals_box_B, proposals_segm, ...; proposal_recall.py).
+    _C.TEST.MASKX.PROPOSAL_RECALL = False

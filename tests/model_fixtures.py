@@ -148,3 +148,20 @@ def targets_with_classes(*classes):
     for t in targets:
         t.gt_classes = torch.tensor(classes)
     return targets
+
+
+def cam_prior_cfg(num_classes=5, **maskx):
+    """tiny_cfg() with OPMask's class activation prior on: a ConvGAPBoxHead of 2 convs of 16
+    (D = 16) on the 4 x 4 box features, its CAM resized to the 7 x 7 mask features."""
+    cfg = tiny_cfg(num_classes, **{"CLASS_ACTIVATION_PRIOR.ENABLED": True, **maskx})
+    cfg.MODEL.ROI_BOX_HEAD.NAME = "ConvGAPBoxHead"
+    cfg.MODEL.ROI_BOX_HEAD.NUM_CONV = 2
+    cfg.MODEL.ROI_BOX_HEAD.CONV_DIM = 16
+    cfg.MODEL.ROI_BOX_HEAD.NUM_FC = 0
+    return cfg
+
+
+def cam_prior_roi_heads(num_classes=5, **maskx):
+    """MaskXROIHeads of cam_prior_cfg(num_classes, **maskx) on FEATURE_SHAPE, seeded weights."""
+    torch.manual_seed(0)
+    return build_roi_heads(cam_prior_cfg(num_classes, **maskx), FEATURE_SHAPE)

@@ -10,6 +10,7 @@ from detectron2.config import get_cfg
 from detectron2.modeling import build_model
 
 from maskx_d2 import add_maskx_config
+from maskx_d2.blendmask import BlendMask
 from maskx_d2.data.datasets.coco_splits import (
     COCO_CATEGORY_IDS,
     RANDOM_SPLIT_SIZES,
@@ -50,6 +51,10 @@ def test_there_are_configs_for_every_table_row():
 @pytest.mark.parametrize("path", ALL_CONFIGS, ids=_name)
 def test_config_loads(path):
     cfg = _load(path)
+    if cfg.MODEL.META_ARCHITECTURE == "BlendMask":  # another system: FCOS + blender
+        assert cfg.MODEL.MASK_ON
+        assert cfg.MODEL.FCOS.NUM_CLASSES in (16, 80)
+        return
     assert cfg.MODEL.ROI_HEADS.NAME == "MaskXROIHeads"
     assert cfg.MODEL.ROI_MASK_HEAD.NAME == "MaskXMaskHead"
     assert cfg.MODEL.MASKX.MASK_PREDICTOR in ("transfer", "class_agnostic", "class_specific")
@@ -161,6 +166,12 @@ def test_config_builds_a_model(path, tmp_path):
     cfg.MODEL.DEVICE = "meta"  # structure only: no memory, no init cost
     with torch.device("meta"):
         model = build_model(cfg)
+    if isinstance(model, BlendMask):
+        blendmask = cfg.MODEL.BLENDMASK
+        attention = blendmask.NUM_BASES * blendmask.ATTENTION_RESOLUTION**2
+        assert model.head.top_layer.out_channels == attention
+        assert model.head.cls_score.out_channels == cfg.MODEL.FCOS.NUM_CLASSES
+        return
     head = model.roi_heads.mask_head
     assert head.mask_predictor == cfg.MODEL.MASKX.MASK_PREDICTOR
     assert (head.mlp_branch is not None) == cfg.MODEL.MASKX.MLP_BRANCH.ENABLED

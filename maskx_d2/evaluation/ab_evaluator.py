@@ -21,16 +21,22 @@ import logging
 from typing import Dict, List, Optional
 
 from detectron2.data import MetadataCatalog
-from detectron2.evaluation import COCOEvaluator
+from detectron2.evaluation import COCOEvaluator, DatasetEvaluator, DatasetEvaluators
 from detectron2.evaluation.coco_evaluation import instances_to_coco_json
 from detectron2.utils import comm
 
 from maskx_d2.compat import CompiledOpsUnavailable, compiled_ops_available
 
 from .box_only_ground_truth import box_only_annotation_ids, masks_with_box_only_ignored
-from .category_summary import METRICS, format_ab_table, summarize_categories
+from .category_summary import (
+    METRICS,
+    category_groups,
+    format_ab_table,
+    summarize_categories,
+)
 from .gt_box_inference import OUTPUT_KEY as GT_BOX_OUTPUT_KEY
 from .gt_box_metrics import gt_box_mask_metrics
+from .proposal_recall import ProposalRecallEvaluator
 
 __all__ = [
     "PartiallySupervisedCOCOEvaluator",
@@ -104,7 +110,9 @@ class PartiallySupervisedCOCOEvaluator(COCOEvaluator):
             dataset_name, tasks, distributed, output_dir, use_fast_impl=use_fast_impl, **kwargs
         )
         _log_implementation(self._use_fast_impl)
-        self._groups = self._category_groups(dataset_name)
+        self._groups = category_groups(
+            dataset_name, self._metadata, self._coco_api, warn=self._do_evaluation
+        )
         self._group_results: Dict[str, Dict[str, float]] = {}
         self.summary_table = ""
         # None: the json's annotations serve every task. Otherwise the ground truth for mask AP.
@@ -232,29 +240,6 @@ class PartiallySupervisedCOCOEvaluator(COCOEvaluator):
             )
         )
 
-    def _category_groups(self, dataset_name: str) -> Dict[str, List[int]]:
-        """{"A": ids, "B": ids} from the metadata, or {} when the dataset has no A/B split."""
-        mask_ids = self._metadata.get("mask_category_ids", None)
-        if mask_ids is None:
-            return {}
-        all_ids = sorted(self._coco_api.getCatIds())
-        unknown = sorted(set(mask_ids) - set(all_ids))
-        if unknown:
-            raise ValueError(
-                f"Dataset '{dataset_name}': mask_category_ids {unknown} are not categories of "
-                f"{self._metadata.json_file}."
-            )
-        groups = {"A": sorted(mask_ids), "B": [c for c in all_ids if c not in set(mask_ids)]}
-        if self._do_evaluation:
-            for name, ids in groups.items():
-                # getAnnIds(catIds=[]) would return every annotation.
-                if not ids or not self._coco_api.getAnnIds(catIds=ids):
-                    logger.warning(
-                        f"Set {name} of '{dataset_name}' has no ground-truth instances: its AP "
-                        "will be NaN."
-                    )
-        return groups
-
     def _eval_predictions(self, predictions, img_ids=None):
         # The parent evaluates each task once over all categories; _derive_coco_results below
         # slices A and B out of that evaluation into self._group_results.
@@ -294,13 +279,27 @@ def build_partially_supervised_evaluator(
     distributed: bool = True,
     *,
     use_fast_impl: Optional[bool] = None,
-) -> COCOEvaluator:
+    proposal_recall: bool = False,
+) -> DatasetEvaluator:
     """The evaluator for ``dataset_name``, chosen by its metadata's ``evaluator_type``.
 
     ``"coco_partial"``: :class:`PartiallySupervisedCOCOEvaluator`; ``"coco"``: detectron2's
     ``COCOEvaluator``. Both use the fast COCOeval only when compiled ops are loaded (see
-    :class:`PartiallySupervisedCOCOEvaluator`). Any other type raises ValueError.
+    :class:`PartiallySupervisedCOCOEvaluator`). Any other type raises ValueError. With
+    ``proposal_recall`` (``TEST.MASKX.PROPOSAL_RECALL``), a ``DatasetEvaluators`` of that
+    evaluator and a :class:`ProposalRecallEvaluator` (AR of the same outputs as proposals): both
+    log their table, and the results hold both sets of keys.
     """
+    evaluator = _build_ap_evaluator(dataset_name, output_dir, distributed, use_fast_impl)
+    if not proposal_recall:
+        return evaluator
+    proposals = ProposalRecallEvaluator(
+        dataset_name, distributed=distributed, output_dir=output_dir
+    )
+    return DatasetEvaluators([evaluator, proposals])
+
+
+def _build_ap_evaluator(dataset_name, output_dir, distributed, use_fast_impl) -> COCOEvaluator:
     evaluator_type = MetadataCatalog.get(dataset_name).get("evaluator_type", None)
     if evaluator_type == "coco_partial":
         return PartiallySupervisedCOCOEvaluator(

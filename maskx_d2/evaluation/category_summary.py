@@ -1,17 +1,61 @@
-"""COCO AP numbers for a subset of categories, and the all / A / B table, from one evaluation.
+"""Which categories form sets A and B, COCO AP of a category subset, and the all / A / B table.
 
-Pure functions over pycocotools' (or detectron2's fast) ``COCOeval`` after ``accumulate()``.
+:func:`category_groups` reads the A/B split from dataset metadata; :func:`summarize_categories`
+is a pure function over pycocotools' (or detectron2's fast) ``COCOeval`` after ``accumulate()``;
+:func:`format_ab_table` prints any evaluator's all / A / B results (AP, and proposal AR).
 """
 
-from typing import Dict, Mapping, Sequence
+import logging
+from typing import Dict, List, Mapping, Sequence, Tuple
 
 import numpy as np
 from tabulate import tabulate
 
-__all__ = ["METRICS", "format_ab_table", "summarize_categories"]
+__all__ = ["METRICS", "category_groups", "format_ab_table", "summarize_categories"]
+
+logger = logging.getLogger("maskx_d2.evaluation")
 
 # The metrics of one task, in the order of pycocotools' ``COCOeval.stats[:6]``.
 METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
+
+# The rows of the AP table: (row label, result key of the task on all classes).
+AP_TASKS = (("bbox", "bbox"), ("segm", "segm"), ("segm_gtbox", "segm_gtbox"))
+
+
+def category_groups(
+    dataset_name: str, metadata, coco_api, *, metric: str = "AP", warn: bool = True
+) -> Dict[str, List[int]]:
+    """{"A": ids, "B": ids} of dataset category ids, or {} when the dataset has no A/B split.
+
+    Args:
+        dataset_name: for messages.
+        metadata: the dataset's ``MetadataCatalog`` entry; A is its ``mask_category_ids``.
+        coco_api: the evaluation ground truth (pycocotools ``COCO``); B is every other category
+            of it.
+        metric, warn: log a warning naming ``metric`` for a group without ground-truth instances
+            (its ``metric`` will be NaN), unless ``warn`` is False.
+    Raises ValueError when ``mask_category_ids`` names a category the json does not have.
+    """
+    mask_ids = metadata.get("mask_category_ids", None)
+    if mask_ids is None:
+        return {}
+    all_ids = sorted(coco_api.getCatIds())
+    unknown = sorted(set(mask_ids) - set(all_ids))
+    if unknown:
+        raise ValueError(
+            f"Dataset '{dataset_name}': mask_category_ids {unknown} are not categories of "
+            f"{metadata.json_file}."
+        )
+    groups = {"A": sorted(mask_ids), "B": [c for c in all_ids if c not in set(mask_ids)]}
+    if warn:
+        for name, ids in groups.items():
+            # getAnnIds(catIds=[]) would return every annotation.
+            if not ids or not coco_api.getAnnIds(catIds=ids):
+                logger.warning(
+                    f"Set {name} of '{dataset_name}' has no ground-truth instances: its {metric} "
+                    "will be NaN."
+                )
+    return groups
 
 
 def summarize_categories(coco_eval, cat_ids: Sequence[int]) -> Dict[str, float]:
@@ -52,20 +96,25 @@ def summarize_categories(coco_eval, cat_ids: Sequence[int]) -> Dict[str, float]:
     return results
 
 
-def format_ab_table(results: Mapping[str, Mapping[str, float]]) -> str:
-    """One table, rows (bbox, segm, segm_gtbox) x (all, A, B), columns AP AP50 AP75 APs APm APl
-    mIoU.
+def format_ab_table(
+    results: Mapping[str, Mapping[str, float]],
+    tasks: Sequence[Tuple[str, str]] = AP_TASKS,
+    columns: Sequence[str] = METRICS + ("mIoU",),
+) -> str:
+    """One table, rows tasks x (all, A, B), one column per metric.
 
-    ``results`` is what :class:`PartiallySupervisedCOCOEvaluator` returns (the keys ``bbox``,
-    ``segm``, ``bbox_A``, ..., ``segm_gtbox_B``); missing tasks, groups and fields are left out
-    (empty cells).
+    ``results`` maps a task's key (all classes) and the key + ``_A`` / ``_B`` (the groups) to
+    {metric: value}. By default: what :class:`PartiallySupervisedCOCOEvaluator` returns (rows
+    bbox, segm, segm_gtbox; columns AP AP50 AP75 APs APm APl mIoU). ``tasks`` gives (row label,
+    key) pairs in row order, ``columns`` the metrics. Missing tasks, groups and fields are left
+    out (empty cells; a column empty in every row is dropped).
     """
-    columns = METRICS + ("mIoU",)
+    columns = tuple(columns)
     rows = []
-    for task in ("bbox", "segm", "segm_gtbox"):
+    for label, task in tasks:
         for group, key in (("all", task), ("A", f"{task}_A"), ("B", f"{task}_B")):
             if key in results:
-                rows.append([task, group] + [results[key].get(m, "") for m in columns])
+                rows.append([label, group] + [results[key].get(m, "") for m in columns])
     used = [i for i, _ in enumerate(columns) if any(row[2 + i] != "" for row in rows)]
     return tabulate(
         [row[:2] + [row[2 + i] for i in used] for row in rows],

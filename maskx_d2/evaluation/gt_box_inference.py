@@ -105,7 +105,9 @@ class GTBoxMaskModel(nn.Module):
     Inputs without ``GT_BOX_KEY`` go through the model unchanged. Otherwise, for a
     :class:`GeneralizedRCNN` (any ROI heads with a mask head): one backbone pass, then the usual
     detections and ``roi_heads.forward_with_given_boxes`` on the ground-truth boxes and
-    classes, both post-processed to the original image size. Each output dict gets
+    classes, both post-processed to the original image size. Any other model must offer
+    ``inference_with_given_boxes(batched_inputs, given)`` returning (its outputs, the outputs
+    on the given boxes), as :class:`maskx_d2.blendmask.BlendMask` does. Each output dict gets
     ``"gt_box_instances"``: Instances with ``pred_masks`` (N, H, W), ``pred_boxes``,
     ``pred_classes``, ``scores`` (ones) and ``gt_ann_ids``.
     """
@@ -114,10 +116,13 @@ class GTBoxMaskModel(nn.Module):
         super().__init__()
         self.model = model
         inner = model.module if isinstance(model, DistributedDataParallel) else model
-        if not isinstance(inner, GeneralizedRCNN):
+        if not isinstance(inner, GeneralizedRCNN) and not hasattr(
+            inner, "inference_with_given_boxes"
+        ):
             raise TypeError(
-                f"TEST.MASKX.GT_BOX_EVAL supports GeneralizedRCNN models, not "
-                f"{type(inner).__name__}; set TEST.MASKX.GT_BOX_EVAL False to evaluate it."
+                f"TEST.MASKX.GT_BOX_EVAL supports GeneralizedRCNN models and models with an "
+                f"inference_with_given_boxes method, not {type(inner).__name__}; set "
+                "TEST.MASKX.GT_BOX_EVAL False to evaluate it."
             )
         self.inner = inner
 
@@ -125,6 +130,16 @@ class GTBoxMaskModel(nn.Module):
         if self.model.training or not any(GT_BOX_KEY in x for x in batched_inputs):
             return self.model(batched_inputs)
         model = self.inner
+        if not isinstance(model, GeneralizedRCNN):
+            # Other systems (BlendMask): (H', W') of the resized image is the mapped tensor's.
+            given = [
+                gt_box_instances(x, tuple(x["image"].shape[-2:])).to(model.device)
+                for x in batched_inputs
+            ]
+            outputs, gt_outputs = model.inference_with_given_boxes(batched_inputs, given)
+            for output, gt_output in zip(outputs, gt_outputs):
+                output[OUTPUT_KEY] = gt_output["instances"]
+            return outputs
         images = model.preprocess_image(batched_inputs)
         features = model.backbone(images.tensor)
         if model.proposal_generator is not None:

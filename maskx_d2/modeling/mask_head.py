@@ -41,8 +41,11 @@ __all__ = ["MaskXMaskHead", "box_head_output_dim", "build_mask_body", "load_clas
 
 
 def box_head_output_dim(cfg) -> int:
-    """D: width of the features that detectron2's FastRCNNConvFCHead gives the box predictor."""
+    """D: width of the features that the box head (detectron2's FastRCNNConvFCHead, or
+    ConvGAPBoxHead: the global average of its last conv map) gives the box predictor."""
     head = cfg.MODEL.ROI_BOX_HEAD
+    if head.NAME == "ConvGAPBoxHead":
+        return head.CONV_DIM
     if head.NUM_FC > 0:
         return head.FC_DIM
     res = head.POOLER_RESOLUTION

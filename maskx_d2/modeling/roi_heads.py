@@ -5,8 +5,9 @@ branch trains only on foreground proposals whose ground truth has a mask (see
 :mod:`.partial_supervision`), and receives the box predictor so T can read the detector's
 class weights. At inference every detected class gets a mask, including classes never seen
 with masks. Options (off by default): the mask branch trains on ground-truth boxes instead of
-or beside the proposals, and box-only instances train it through a box-supervised loss
-(:mod:`.mask_training_rois`, :mod:`.box_supervision`).
+or beside the proposals, box-only instances train it through a box-supervised loss
+(:mod:`.mask_training_rois`, :mod:`.box_supervision`), and the box head's class activation map
+of each RoI's class is added to its mask features (OPMask, :mod:`.class_activation`).
 """
 
 from typing import Dict, List, Optional, Tuple
@@ -14,10 +15,17 @@ from typing import Dict, List, Optional, Tuple
 import torch
 from detectron2.config import configurable
 from detectron2.modeling.roi_heads import ROI_HEADS_REGISTRY, StandardROIHeads
-from detectron2.structures import Instances
+from detectron2.structures import Boxes, Instances
 
 from ..config import MASK_TRAIN_BOXES
 from .box_supervision import roi_lab_colours
+from .class_activation import (
+    CAM_NORMALIZATIONS,
+    class_activation_maps,
+    normalize_class_activation_maps,
+    resize_class_activation_maps,
+)
+from .conv_gap_box_head import ConvGAPBoxHead
 from .mask_training_rois import mask_training_rois
 
 __all__ = ["MaskXROIHeads"]
@@ -34,6 +42,10 @@ class MaskXROIHeads(StandardROIHeads):
         gt_box_jitter: float = 0.0,
         box_supervised_masks: bool = False,
         colour_normalization: Optional[Tuple[List[float], List[float], str]] = None,
+        class_activation_prior: bool = False,
+        cam_normalization: str = "minmax",
+        cam_detach_class_weights: bool = True,
+        cam_detach_box_head: bool = False,
         **kwargs,
     ):
         """
@@ -49,6 +61,12 @@ class MaskXROIHeads(StandardROIHeads):
                 a positive projection or pairwise weight).
             colour_normalization: (pixel mean, pixel std, input format) of the images, given
                 when the pairwise colour loss needs the RoIs' colours; None otherwise.
+            class_activation_prior (bool): add each mask RoI's class activation map to its
+                pooled mask features (OPMask); the box head must have ``feature_map`` (as
+                :class:`ConvGAPBoxHead`) and the mask branch a pooler.
+            cam_normalization (str): per-RoI scaling of the CAM: "minmax", "max" or "none".
+            cam_detach_class_weights (bool): no mask-loss gradient into the classifier's rows.
+            cam_detach_box_head (bool): no mask-loss gradient into the box head through the CAM.
             kwargs: as for :class:`StandardROIHeads`.
         """
         super().__init__(**kwargs)
@@ -59,6 +77,18 @@ class MaskXROIHeads(StandardROIHeads):
         self.colour_normalization = colour_normalization
         if self.mask_on and hasattr(self.mask_head, "check_box_predictor"):
             self.mask_head.check_box_predictor(self.box_predictor)
+        self.class_activation_prior = class_activation_prior and self.mask_on
+        if self.class_activation_prior:
+            if not hasattr(self.box_head, "feature_map") or self.mask_pooler is None:
+                raise ValueError(
+                    "the class activation prior needs a box head with feature_map() "
+                    "(ConvGAPBoxHead) and a mask pooler"
+                )
+            if cam_normalization not in CAM_NORMALIZATIONS:
+                raise ValueError(f"cam_normalization must be one of {CAM_NORMALIZATIONS}")
+        self.cam_normalization = cam_normalization
+        self.cam_detach_class_weights = cam_detach_class_weights
+        self.cam_detach_box_head = cam_detach_box_head
 
     @classmethod
     def from_config(cls, cfg, input_shape):
@@ -87,12 +117,34 @@ class MaskXROIHeads(StandardROIHeads):
                 "MODEL.MASKX.BOX_SUPERVISION needs MODEL.ROI_MASK_HEAD.NAME='MaskXMaskHead', "
                 f"got {cfg.MODEL.ROI_MASK_HEAD.NAME!r}"
             )
+        prior = mx.CLASS_ACTIVATION_PRIOR
+        if prior.NORMALIZATION not in CAM_NORMALIZATIONS:
+            raise ValueError(
+                f"MODEL.MASKX.CLASS_ACTIVATION_PRIOR.NORMALIZATION must be one of "
+                f"{CAM_NORMALIZATIONS}, got {prior.NORMALIZATION!r}"
+            )
+        if prior.ENABLED and cfg.MODEL.ROI_BOX_HEAD.NAME != ConvGAPBoxHead.__name__:
+            # Any other box head flattens its map into FCs: there is no CAM to take.
+            raise ValueError(
+                "MODEL.MASKX.CLASS_ACTIVATION_PRIOR.ENABLED=True needs "
+                f"MODEL.ROI_BOX_HEAD.NAME='{ConvGAPBoxHead.__name__}' (convs, then global "
+                f"average pooling), got {cfg.MODEL.ROI_BOX_HEAD.NAME!r}"
+            )
+        if prior.ENABLED and cfg.MODEL.MASK_ON and not cfg.MODEL.ROI_MASK_HEAD.POOLER_TYPE:
+            raise ValueError(
+                "MODEL.MASKX.CLASS_ACTIVATION_PRIOR.ENABLED=True adds the CAM to pooled mask "
+                "features: MODEL.ROI_MASK_HEAD.POOLER_TYPE must not be empty"
+            )
         ret = super().from_config(cfg, input_shape)
         ret.update(
             freeze_detector=freeze,
             mask_train_boxes=mx.MASK_TRAIN_BOXES,
             gt_box_jitter=mx.GT_BOX_JITTER,
             box_supervised_masks=box_supervised,
+            class_activation_prior=prior.ENABLED,
+            cam_normalization=prior.NORMALIZATION,
+            cam_detach_class_weights=prior.DETACH_CLASS_WEIGHTS,
+            cam_detach_box_head=prior.DETACH_BOX_HEAD,
         )
         if box.PAIRWISE_WEIGHT > 0:
             ret["colour_normalization"] = (
@@ -145,12 +197,41 @@ class MaskXROIHeads(StandardROIHeads):
 
     def _forward_mask(self, features: Dict[str, torch.Tensor], instances: List[Instances]):
         """Like StandardROIHeads._forward_mask, but in training ``instances`` are already the
-        mask branch's RoIs (see :meth:`forward`), and the mask head gets the box predictor."""
+        mask branch's RoIs (see :meth:`forward`), the mask head gets the box predictor, and with
+        the class activation prior each RoI's CAM is added to its pooled features."""
         if not self.mask_on:
             return {} if self.training else instances
         boxes = [x.proposal_boxes if self.training else x.pred_boxes for x in instances]
         if self.mask_pooler is not None:
-            features = self.mask_pooler([features[f] for f in self.mask_in_features], boxes)
+            mask_features = self.mask_pooler([features[f] for f in self.mask_in_features], boxes)
+            if self.class_activation_prior:
+                cams = self._class_activation_prior(features, boxes, instances)
+                mask_features = mask_features + cams[:, None].to(mask_features.dtype)
         else:
-            features = {f: features[f] for f in self.mask_in_features}
-        return self.mask_head(features, instances, box_predictor=self.box_predictor)
+            mask_features = {f: features[f] for f in self.mask_in_features}
+        return self.mask_head(mask_features, instances, box_predictor=self.box_predictor)
+
+    def _class_activation_prior(
+        self, features: Dict[str, torch.Tensor], boxes: List[Boxes], instances: List[Instances]
+    ) -> torch.Tensor:
+        """(R, P, P) each mask RoI's CAM for its class (training: ``gt_classes``, inference:
+        ``pred_classes``), normalized and resized to the mask pooler's side P. The box head runs
+        on the mask RoIs' own boxes: they may be ground-truth boxes, not the box branch's
+        proposals."""
+        box_features = self.box_pooler([features[f] for f in self.box_in_features], boxes)
+        # Detached: no graph is built through the box head's convs at all.
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.cam_detach_box_head):
+            feature_map = self.box_head.feature_map(box_features)  # (R, D, S, S)
+        weights = self.box_predictor.cls_score.weight  # (K + 1, D)
+        if self.cam_detach_class_weights:
+            weights = weights.detach()
+        field = "gt_classes" if self.training else "pred_classes"
+        classes = [x.get(field) for x in instances]
+        classes = (
+            torch.cat(classes).to(torch.int64)
+            if classes
+            else torch.zeros(0, dtype=torch.int64, device=feature_map.device)
+        )
+        cams = class_activation_maps(feature_map, weights, classes)
+        cams = normalize_class_activation_maps(cams, self.cam_normalization)
+        return resize_class_activation_maps(cams, self.mask_pooler.output_size[0])

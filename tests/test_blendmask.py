@@ -1,0 +1,275 @@
+"""BlendMask on detectron2's FCOS (maskx_d2/blendmask): the blender, shapes, partial supervision,
+masks on given boxes, and the whole pipeline through train_net.py."""
+
+import copy
+import os
+
+import pytest
+import torch
+from detectron2.config import get_cfg
+from detectron2.layers import ROIAlign
+from detectron2.modeling import build_model
+from detectron2.structures import Boxes, Instances, PolygonMasks
+from detectron2.utils.events import EventStorage
+from model_fixtures import square, targets_with_partial_masks, triangle
+from torch.nn import functional as F
+
+import train_net
+from maskx_d2 import add_maskx_config
+from maskx_d2.blendmask import BlendMask, blend, crop_bases
+
+IMAGE = 64
+K, M, S = 3, 4, 8  # bases, attention side, cropped side of the tiny model
+INSTANT = os.path.join(
+    os.path.dirname(__file__),
+    "..",
+    "configs",
+    "Synthetic",
+    "quick_schedules",
+    "blendmask_R_18_FPN_synthetic_instant_test.yaml",
+)
+
+
+def tiny_blendmask_cfg(num_classes=5):
+    cfg = get_cfg()
+    add_maskx_config(cfg)
+    cfg.MODEL.DEVICE = "cpu"
+    cfg.MODEL.MASK_ON = True
+    cfg.MODEL.META_ARCHITECTURE = "BlendMask"
+    cfg.MODEL.BACKBONE.NAME = "build_resnet_fpn_backbone"  # p3-p6, p6 parameter-free
+    cfg.MODEL.RESNETS.DEPTH = 18
+    cfg.MODEL.RESNETS.RES2_OUT_CHANNELS = 64
+    cfg.MODEL.RESNETS.OUT_FEATURES = ["res3", "res4", "res5"]
+    cfg.MODEL.FPN.IN_FEATURES = ["res3", "res4", "res5"]
+    cfg.MODEL.FPN.OUT_CHANNELS = 16
+    cfg.MODEL.FCOS.NUM_CLASSES = num_classes
+    cfg.MODEL.FCOS.IN_FEATURES = ["p3", "p4", "p5"]
+    cfg.MODEL.FCOS.NUM_CONVS = 1
+    cfg.MODEL.FCOS.NORM = ""
+    cfg.MODEL.FCOS.SCORE_THRESH_TEST = 0.0
+    cfg.MODEL.BLENDMASK.NUM_BASES = K
+    cfg.MODEL.BLENDMASK.ATTENTION_RESOLUTION = M
+    cfg.MODEL.BLENDMASK.BOTTOM_RESOLUTION = S
+    cfg.MODEL.BLENDMASK.BOTTOM_CONV_DIM = 8
+    cfg.MODEL.BLENDMASK.BOTTOM_NUM_CONV = 1
+    cfg.TEST.DETECTIONS_PER_IMAGE = 10
+    return cfg
+
+
+def tiny_model(seed=0, **overrides):
+    cfg = tiny_blendmask_cfg()
+    for key, value in overrides.items():
+        cfg.merge_from_list([key, value])
+    torch.manual_seed(seed)
+    model = build_model(cfg)
+    # Untrained box deltas are ~0, i.e. empty boxes that postprocessing drops: start from boxes
+    # one stride to each side of the location instead.
+    torch.nn.init.constant_(model.head.bbox_pred.bias, 1.0)
+    return model
+
+
+def batch(targets):
+    g = torch.Generator().manual_seed(3)
+    return [
+        {"image": torch.randint(0, 255, (3, IMAGE, IMAGE), generator=g).float(), "instances": t}
+        for t in targets
+    ]
+
+
+def training_losses(model, targets):
+    model.train()
+    with EventStorage():
+        return model(batch(targets))
+
+
+# ------------------------------------------------------------------------------ the blender
+def test_blend_equals_a_loop_over_rois_and_bases():
+    g = torch.Generator().manual_seed(0)
+    cropped = torch.randn(3, K, S, S, generator=g)
+    attentions = torch.randn(3, K, M, M, generator=g)
+    expected = torch.zeros(3, S, S)
+    for r in range(3):
+        upsampled = [
+            F.interpolate(attentions[r, k][None, None], size=(S, S), mode="bilinear")[0, 0]
+            for k in range(K)
+        ]
+        total = sum(torch.exp(u) for u in upsampled)
+        for k in range(K):
+            expected[r] += cropped[r, k] * torch.exp(upsampled[k]) / total
+    assert torch.allclose(blend(cropped, attentions), expected, atol=1e-6)
+
+
+def test_blend_with_one_dominant_base_returns_that_base():
+    cropped = torch.randn(2, K, S, S)
+    attentions = torch.full((2, K, M, M), -50.0)
+    attentions[:, 1] = 50.0
+    assert torch.allclose(blend(cropped, attentions), cropped[:, 1], atol=1e-5)
+
+
+def test_crop_bases_takes_each_box_from_its_own_image():
+    bases = torch.zeros(2, K, 16, 16)
+    bases[1, :, :8, :8] = 1.0  # image 1, top-left quarter at stride 4 = pixels 0-32
+    pooler = ROIAlign((S, S), spatial_scale=0.25, sampling_ratio=1, aligned=True)
+    boxes = torch.tensor([[4.0, 4.0, 28.0, 28.0]] * 2)
+    cropped = crop_bases(pooler, bases, boxes, torch.tensor([0, 1]))
+    assert cropped.shape == (2, K, S, S)
+    assert torch.all(cropped[0] == 0) and torch.allclose(cropped[1], torch.ones(K, S, S))
+
+
+# ------------------------------------------------------------------------------ the model
+def test_shapes_of_bases_attentions_and_masks():
+    model = tiny_model().eval()
+    inputs = batch(targets_with_partial_masks())
+    with torch.no_grad():
+        images, features, bases, predictions = model._run(inputs)
+        outputs = model(inputs)
+    assert bases.shape == (2, K, IMAGE // 4, IMAGE // 4)  # stride of p3 / 2
+    for feature, attention in zip(features, predictions[3]):
+        assert attention.shape == (2, K * M * M) + feature.shape[-2:]
+    for output in outputs:
+        instances = output["instances"]
+        assert 0 < len(instances) <= 10
+        assert instances.pred_masks.shape == (len(instances), IMAGE, IMAGE)
+        assert instances.pred_masks.dtype == torch.bool
+        assert not instances.has("attentions")
+
+
+def test_losses_and_every_parameter_trains():
+    model = tiny_model()
+    losses = training_losses(model, targets_with_partial_masks())
+    assert set(losses) == {"loss_fcos_cls", "loss_fcos_loc", "loss_fcos_ctr", "loss_mask"}
+    assert losses["loss_mask"].item() > 0
+    sum(losses.values()).backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None or not p.requires_grad, name  # the stem is frozen
+    for name, p in model.basis_module.named_parameters():
+        assert torch.count_nonzero(p.grad) > 0, name
+
+
+def _with_box_only_masks(targets, polygons):
+    targets = copy.deepcopy(targets)
+    for t in targets:
+        masks = list(t.gt_masks.polygons)
+        masks[1] = polygons  # instance 1 is box-only (gt_has_mask False)
+        t.gt_masks = PolygonMasks(masks)
+    return targets
+
+
+def test_masks_of_box_only_instances_change_nothing():
+    targets = targets_with_partial_masks()
+    reference = training_losses(tiny_model(), targets)
+    changed = training_losses(tiny_model(), _with_box_only_masks(targets, triangle(30, 28, 30)))
+    for key in reference:
+        assert torch.equal(reference[key], changed[key]), key
+    # ... while a mask that is used does change the loss (the test can fail).
+    used = copy.deepcopy(targets)
+    for t in used:
+        t.gt_masks = PolygonMasks([square(4, 4, 26)] + list(t.gt_masks.polygons[1:]))
+    assert training_losses(tiny_model(), used)["loss_mask"] != reference["loss_mask"]
+
+
+def test_all_box_only_batch_gives_zero_mask_loss_and_zero_gradients():
+    targets = targets_with_partial_masks()
+    for t in targets:
+        t.gt_has_mask = torch.zeros(len(t), dtype=torch.bool)
+    model = tiny_model()
+    losses = training_losses(model, targets)
+    assert losses["loss_mask"].item() == 0.0
+    assert losses["loss_fcos_cls"].item() > 0  # detection still trains on the boxes
+    sum(losses.values()).backward()
+    mask_parameters = list(model.basis_module.named_parameters())
+    mask_parameters += list(model.head.top_layer.named_parameters())
+    for name, p in mask_parameters:
+        assert p.grad is not None, f"{name} left out of the graph"
+        assert torch.count_nonzero(p.grad) == 0, name
+
+
+def test_images_without_instances_train():
+    empty = Instances((IMAGE, IMAGE))
+    empty.gt_boxes = Boxes(torch.zeros(0, 4))
+    empty.gt_classes = torch.zeros(0, dtype=torch.long)
+    losses = training_losses(tiny_model(), [empty, targets_with_partial_masks()[0]])
+    assert all(torch.isfinite(v) for v in losses.values())
+
+
+def test_max_train_masks_caps_the_blended_positives(monkeypatch):
+    model = tiny_model(**{"MODEL.BLENDMASK.MAX_TRAIN_MASKS": 2})
+    seen = []
+    monkeypatch.setattr(
+        "maskx_d2.blendmask.meta_arch.blended_mask_loss",
+        lambda logits, targets: seen.append(len(logits)) or logits.mean(),
+    )
+    training_losses(model, targets_with_partial_masks())
+    assert seen == [2]
+
+
+def test_masks_on_given_boxes_use_a_positive_location_of_each_box():
+    model = tiny_model().eval()
+    inputs = batch(targets_with_partial_masks())
+    given = []
+    for t in targets_with_partial_masks():
+        g = Instances((IMAGE, IMAGE))
+        g.pred_boxes = Boxes(t.gt_boxes.tensor.clone())
+        g.pred_classes = t.gt_classes
+        g.scores = torch.ones(len(t))
+        given.append(g)
+    with torch.no_grad():
+        _, features, _, _ = model._run(inputs)
+        anchors = model.anchor_generator(features)
+        locations = model.box_locations(anchors, given[0].pred_boxes)
+        is_positive = model._match_anchors(given[0].pred_boxes, anchors) > 0
+        assert all(is_positive[b, loc] for b, loc in enumerate(locations.tolist()))
+        detections, on_boxes = model.inference_with_given_boxes(inputs, given)
+    assert len(detections) == len(on_boxes) == 2
+    for output in on_boxes:
+        instances = output["instances"]
+        assert len(instances) == 2
+        assert instances.pred_masks.shape == (2, IMAGE, IMAGE)
+        assert torch.equal(instances.scores, torch.ones(2))
+
+
+def test_a_box_smaller_than_every_stride_still_gets_a_location():
+    model = tiny_model().eval()
+    with torch.no_grad():
+        _, features, _, _ = model._run(batch(targets_with_partial_masks()))
+    anchors = model.anchor_generator(features)
+    tiny = Boxes(torch.tensor([[40.0, 40.0, 41.0, 41.0]]))
+    assert (model._match_anchors(tiny, anchors) > 0).sum() == 0
+    location = model.box_locations(anchors, tiny).item()
+    centre = Boxes.cat(anchors).get_centers()[location]
+    assert torch.allclose(centre, torch.tensor([40.0, 40.0]))  # p4's (40, 40): 0.7 px away
+
+
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("MODEL.FCOS.IN_FEATURES", "['p2']", "MODEL.FCOS.IN_FEATURES"),
+        ("MODEL.BLENDMASK.BOTTOM_IN_FEATURES", "['p9']", "MODEL.BLENDMASK.BOTTOM_IN_FEATURES"),
+        ("MODEL.BLENDMASK.NUM_BASES", "0", "NUM_BASES"),
+    ],
+)
+def test_config_errors_name_the_key(key, value, message):
+    with pytest.raises(ValueError, match=message):
+        tiny_model(**{key: value})
+
+
+# ------------------------------------------------------------------------------ the pipeline
+def test_train_and_evaluate_through_train_net(tmp_path):
+    out = str(tmp_path)
+    run = train_net.argument_parser().parse_args(["--config-file", INSTANT, "OUTPUT_DIR", out])
+    train_net.main(run)
+    assert os.path.exists(os.path.join(out, "model_final.pth"))
+    eval_only = ["--config-file", INSTANT, "--eval-only", "OUTPUT_DIR", out]
+    eval_only += ["MODEL.WEIGHTS", os.path.join(out, "model_final.pth")]
+    results = train_net.main(train_net.argument_parser().parse_args(eval_only))
+    for key in ("bbox_A", "bbox_B", "segm_A", "segm_B", "segm_gtbox_A", "segm_gtbox_B"):
+        assert key in results, key
+    assert 0.0 < results["segm_gtbox_B"]["mIoU"] <= 100.0
+    assert isinstance(build_model_of(out), BlendMask)
+
+
+def build_model_of(output_dir):
+    cfg = get_cfg()
+    add_maskx_config(cfg)
+    cfg.merge_from_file(os.path.join(output_dir, "config.yaml"))
+    return build_model(cfg)
