@@ -11,7 +11,10 @@ Same backbone, same inputs, same batch, one run. Variants:
     blocks), ``+hourglass`` (Deep-MARC's hourglass-52 at the config's mask pooler size),
     ``+cam-prior`` (OPMask's class activation prior; the config's box convs, then global average
     pooling instead of its FCs: the config needs ROI_BOX_HEAD.NUM_CONV >= 1, as the default
-    synthetic one has).
+    synthetic one has);
+  - with ``--variants``, another system on the same ResNet: ``blendmask`` (BlendMask on FCOS,
+    with FCOS's P3-P7 FPN; BlendMask's paper claims about 20% less inference time than Mask
+    R-CNN). Its box-only instances never reach the blender, like Mask^X's.
 Each variant runs in its own process (peak memory: the process's peak RSS above its imports
 on CPU, model and optimizer state included; torch.cuda.max_memory_allocated on GPU) on the same
 random images and ground truth, every instance with a mask, so all variants do the same mask
@@ -59,6 +62,22 @@ VARIANTS = {
         0,
         "MODEL.MASKX.CLASS_ACTIVATION_PRIOR.ENABLED",
         True,
+    ],
+    # Another system on the same ResNet: BlendMask on FCOS (maskx_d2/blendmask) with FCOS's own
+    # FPN (P3-P7 from res3-res5, no P2), bases from P3-P5; K, R and M from the config.
+    "blendmask": [
+        "MODEL.META_ARCHITECTURE",
+        "BlendMask",
+        "MODEL.BACKBONE.NAME",
+        "build_retinanet_resnet_fpn_backbone",
+        "MODEL.RESNETS.OUT_FEATURES",
+        ["res3", "res4", "res5"],
+        "MODEL.FPN.IN_FEATURES",
+        ["res3", "res4", "res5"],
+        "MODEL.FCOS.IN_FEATURES",
+        ["p3", "p4", "p5", "p6", "p7"],
+        "MODEL.FCOS.SCORE_THRESH_TEST",
+        0.0,  # as the R-CNNs: every variant masks TEST.DETECTIONS_PER_IMAGE detections
     ],
 }
 DEFAULT_VARIANTS = ["mask_rcnn", "transfer", "transfer+mlp"]
@@ -114,6 +133,7 @@ def _measure(variant, args, batch_size, queue):
         cfg.MODEL.MASKX.MASK_PREDICTOR = "transfer"
         cfg.MODEL.MASKX.MLP_BRANCH.ENABLED = False
         cfg.merge_from_list(VARIANTS[variant])
+        cfg.MODEL.FCOS.NUM_CLASSES = cfg.MODEL.ROI_HEADS.NUM_CLASSES  # read by BlendMask only
     torch.manual_seed(0)
     model = build_model(cfg).train()
     optimizer = build_optimizer(cfg, model)
