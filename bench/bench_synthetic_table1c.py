@@ -121,6 +121,33 @@ VARIANTS = {
         test=(MAIN_VAL, SHIFTED_VAL),
         split="both",
     ),
+    "mnc": _variant("MNC (3-stage cascade), masks of A", "mnc_R_18_FPN_synthetic.yaml"),
+    "mnc-5stage": _variant("MNC, 5-stage cascade", "mnc_5stage_R_18_FPN_synthetic.yaml"),
+    "mnc-no-mask-pooling": _variant(
+        "MNC without the mask-pooled features (box features only)",
+        "mnc_R_18_FPN_synthetic.yaml",
+        "MODEL.MNC.MASK_POOLING",
+        "none",
+    ),
+    "mnc-oracle": _variant(
+        "MNC, every class with masks",
+        "mnc_oracle_R_18_FPN_synthetic.yaml",
+        test=(MAIN_VAL, SHIFTED_VAL),
+        split="both",
+    ),
+    # DeepMask: class-agnostic segment proposals; its AR table row is the one to read.
+    "deepmask": _variant(
+        "DeepMask, masks of A, score on every box", "deepmask_R_18_synthetic.yaml"
+    ),
+    "deepmask20": _variant(
+        "DeepMask20: masks of A, score on A only", "deepmask20_R_18_synthetic.yaml"
+    ),
+    "deepmask-oracle": _variant(
+        "DeepMask, every class with masks",
+        "deepmask_oracle_R_18_synthetic.yaml",
+        test=(MAIN_VAL, SHIFTED_VAL),
+        split="both",
+    ),
     "shifted-class-agnostic": _variant(
         "class-agnostic",
         "class_agnostic_R_18_FPN_synthetic.yaml",
@@ -157,8 +184,18 @@ BEYOND = [
 ]
 ORACLES = ["oracle", "oracle-maskx"]
 # Other systems; their own oracle is listed but does not define the gap (Mask^X's oracles do).
-OTHER_SYSTEMS = ["blendmask", "blendmask-oracle"]
-FULLY_SUPERVISED = ORACLES + ["blendmask-oracle"]
+OTHER_SYSTEMS = [
+    "blendmask",
+    "blendmask-oracle",
+    "mnc",
+    "mnc-5stage",
+    "mnc-no-mask-pooling",
+    "mnc-oracle",
+    "deepmask",
+    "deepmask20",
+    "deepmask-oracle",
+]
+FULLY_SUPERVISED = ORACLES + ["blendmask-oracle", "mnc-oracle", "deepmask-oracle"]
 COLUMNS = [  # (header, result key)
     ("box AP A", "bbox_A/AP"),
     ("box AP B", "bbox_B/AP"),
@@ -169,6 +206,14 @@ COLUMNS = [  # (header, result key)
     ("GT-box mask AP B", "segm_gtbox_B/AP"),
 ]
 GAP_KEY = "segm_gtbox_B/mIoU"
+# Proposal recall (TEST.MASKX.PROPOSAL_RECALL, proposal_recall.py): the outputs as class-agnostic
+# proposals, mask AR in percent; a second table, for the runs that measure it.
+AR_COLUMNS = [
+    ("mask AR@10 A", "proposals_segm_A/AR@10"),
+    ("mask AR@100 A", "proposals_segm_A/AR@100"),
+    ("mask AR@10 B", "proposals_segm_B/AR@10"),
+    ("mask AR@100 B", "proposals_segm_B/AR@100"),
+]
 
 
 def final_results(output_dir, dataset):
@@ -262,7 +307,7 @@ def collect(work_dir, keys, seeds):
                     r = final_results(os.path.join(work_dir, f"seed{seed}", key), dataset)
                 except (FileNotFoundError, RuntimeError):
                     continue
-                for _, k in COLUMNS:
+                for _, k in COLUMNS + AR_COLUMNS:
                     per_key.setdefault(k, []).append(r.get(k))
             if per_key:
                 table[(key, dataset)] = per_key
@@ -297,18 +342,35 @@ def _rows(table, keys, dataset, agnostic_key):
     return lines
 
 
+def _ar_table(table, keys, dataset):
+    """The mask AR table of the runs of ``keys`` on ``dataset`` that report it ("" if none)."""
+    lines = []
+    for key in keys:
+        values = table.get((key, dataset), {})
+        cells = [_stats(values.get(k, [])) for _, k in AR_COLUMNS]
+        if all(np.isnan(mean) for _, mean in cells):
+            continue
+        seeds = len(values[GAP_KEY])
+        label = VARIANTS[key]["label"]
+        lines.append(f"| {label} | {seeds} | " + " | ".join(c for c, _ in cells) + " |")
+    if not lines:
+        return ""
+    columns = " | ".join(h for h, _ in AR_COLUMNS)
+    header = f"| method | seeds | {columns} |\n|---|---|" + "---|" * len(AR_COLUMNS)
+    return (
+        "\n\nProposal recall, main split (the outputs as class-agnostic proposals, mask AR in "
+        "percent; runs with TEST.MASKX.PROPOSAL_RECALL):\n\n" + header + "\n" + "\n".join(lines)
+    )
+
+
 def report(work_dir, seeds, command, machine):
     header = (
         "| method | seeds | " + " | ".join(h for h, _ in COLUMNS) + " | gap closed on B |\n"
         "|---|---|" + "---|" * len(COLUMNS) + "---|"
     )
     table = collect(work_dir, list(VARIANTS), seeds)
-    main = _rows(
-        table,
-        ["class-agnostic", *PARTIAL, *BEYOND[:-1], *ORACLES, *OTHER_SYSTEMS],
-        MAIN_VAL,
-        "class-agnostic",
-    )
+    main_keys = ["class-agnostic", *PARTIAL, *BEYOND[:-1], *ORACLES, *OTHER_SYSTEMS]
+    main = _rows(table, main_keys, MAIN_VAL, "class-agnostic")
     shifted = _rows(
         table,
         ["shifted-class-agnostic", "shifted-transfer-mlp", BEYOND[-1], *FULLY_SUPERVISED],
@@ -325,6 +387,7 @@ def report(work_dir, seeds, command, machine):
         + header
         + "\n"
         + "\n".join(shifted)
+        + _ar_table(table, main_keys, MAIN_VAL)
         + f"\n\nCells: mean (min-max) over seeds {', '.join(map(str, seeds))}. Gap closed: "
         "(head - class-agnostic) / (oracle - class-agnostic) of the seed means of GT-box mIoU "
         f"on B, to the better of the two oracles. Command: `{command}`; machine: {machine}.\n"

@@ -5,7 +5,7 @@ evaluator into detectron2's registries, and does nothing else: it may be importe
 after detectron2, with or without detectron2's compiled extension (see :mod:`maskx_d2.compat`).
 """
 
-from . import blendmask, data, evaluation, modeling  # noqa: F401  (registration side effects)
+from . import blendmask, data, deepmask, evaluation, mnc, modeling  # noqa: F401  (registration)
 from .compat import CompiledOpsUnavailable, check_compiled_ops, compiled_ops_available
 from .config import add_maskx_config
 

@@ -3,6 +3,8 @@
 from detectron2.config import CfgNode as CN
 
 from .blendmask.config import add_blendmask_config
+from .deepmask.config import add_deepmask_config
+from .mnc.config import add_mnc_config
 
 __all__ = ["add_maskx_config", "MASK_PREDICTORS", "MASK_TRAIN_BOXES", "TRANSFER_INPUTS"]
 
@@ -16,6 +18,8 @@ def add_maskx_config(cfg):
     The keys of the other systems (BlendMask's, FCOS's) are added too, so one config object
     serves every model of the project."""
     add_blendmask_config(cfg)
+    add_deepmask_config(cfg)
+    add_mnc_config(cfg)
     _C = cfg
     _C.MODEL.MASKX = CN()
     # How per-class mask weights are obtained:

@@ -110,3 +110,31 @@ def test_every_variant_builds_its_model(key):
     cfg.merge_from_list(variant["opts"] + ["MODEL.DEVICE", "meta"])
     with torch.device("meta"):
         build_model(cfg)
+
+
+def test_report_has_a_mask_ar_table_for_the_runs_that_measure_it(tmp_path):
+    work = str(tmp_path)
+    ar = {
+        "proposals_segm_A/AR@10": 30.0,
+        "proposals_segm_A/AR@100": 50.0,
+        "proposals_segm_B/AR@10": 20.0,
+        "proposals_segm_B/AR@100": 40.0,
+    }
+    for seed, shift in ((1, 0.0), (2, 2.0)):
+        extra = {k: v + shift for k, v in ar.items()}
+        _write_metrics(os.path.join(work, f"seed{seed}", "deepmask"), [_eval(60.0, **extra)])
+        _write_metrics(os.path.join(work, f"seed{seed}", "transfer-mlp"), [_eval(60.0)])
+    text = bench.report(work, [1, 2], "cmd", "machine")
+    assert [h for h, _ in bench.AR_COLUMNS] == [
+        "mask AR@10 A",
+        "mask AR@100 A",
+        "mask AR@10 B",
+        "mask AR@100 B",
+    ]
+    recall = text.split("Proposal recall")[1]
+    row = next(line for line in recall.splitlines() if line.startswith("| DeepMask, masks of A"))
+    cells = ["31.0 (30.0-32.0)", "51.0 (50.0-52.0)", "21.0 (20.0-22.0)", "41.0 (40.0-42.0)"]
+    assert row == "| DeepMask, masks of A, score on every box | 2 | " + " | ".join(cells) + " |"
+    assert "transfer+MLP" not in recall  # no proposal recall in its metrics
+    # The AP table still lists both.
+    assert "| DeepMask, masks of A" in text.split("Proposal recall")[0]

@@ -17,6 +17,8 @@ from maskx_d2.data.datasets.coco_splits import (
     RANDOM_SPLIT_TRIALS,
     random_splits,
 )
+from maskx_d2.deepmask import DeepMask
+from maskx_d2.mnc import MNCROIHeads
 
 CONFIG_DIR = os.path.join(os.path.dirname(__file__), "..", "configs")
 ALL_CONFIGS = sorted(glob.glob(os.path.join(CONFIG_DIR, "**", "*.yaml"), recursive=True))
@@ -54,6 +56,21 @@ def test_config_loads(path):
     if cfg.MODEL.META_ARCHITECTURE == "BlendMask":  # another system: FCOS + blender
         assert cfg.MODEL.MASK_ON
         assert cfg.MODEL.FCOS.NUM_CLASSES in (16, 80)
+        return
+    if cfg.MODEL.META_ARCHITECTURE == "DeepMask":  # another system: class-agnostic windows
+        dm = cfg.MODEL.DEEPMASK
+        assert cfg.MODEL.MASK_ON and cfg.TEST.MASKX.PROPOSAL_RECALL
+        assert dm.SCORE_OBJECTS in ("all", "masked", "masked_ignore")
+        assert dm.IN_FEATURE in cfg.MODEL.RESNETS.OUT_FEATURES  # the trunk stops there
+        assert dm.OBJECT_SIZE < dm.PATCH_SIZE and len(dm.SCALES_LOG2) >= 3
+        return
+    if cfg.MODEL.ROI_HEADS.NAME == "MNCROIHeads":  # another system: the MNC cascade
+        assert cfg.MODEL.MASK_ON and cfg.MODEL.META_ARCHITECTURE == "GeneralizedRCNN"
+        assert cfg.MODEL.ROI_HEADS.NUM_CLASSES in (16, 80)
+        assert cfg.MODEL.MNC.NUM_STAGES in (3, 5)
+        assert cfg.MODEL.MNC.MASK_POOLING in ("soft", "hard", "none")
+        mask_head = cfg.MODEL.ROI_MASK_HEAD
+        assert mask_head.NAME == "MNCFCMaskHead" or mask_head.CLS_AGNOSTIC_MASK
         return
     assert cfg.MODEL.ROI_HEADS.NAME == "MaskXROIHeads"
     assert cfg.MODEL.ROI_MASK_HEAD.NAME == "MaskXMaskHead"
@@ -171,6 +188,33 @@ def test_config_builds_a_model(path, tmp_path):
         attention = blendmask.NUM_BASES * blendmask.ATTENTION_RESOLUTION**2
         assert model.head.top_layer.out_channels == attention
         assert model.head.cls_score.out_channels == cfg.MODEL.FCOS.NUM_CLASSES
+        return
+    if isinstance(model, DeepMask):
+        dm = cfg.MODEL.DEEPMASK
+        assert "res5" not in model.backbone.output_shape()  # the trunk without its last stage
+        assert model.window * model.stride == dm.PATCH_SIZE
+        # The low-rank FC: window features -> rank -> mask, and the score's one logit.
+        segmentation = model.segmentation_branch
+        assert segmentation.to_rank.in_features == dm.MASK_CONV_DIM * model.window**2
+        assert segmentation.to_rank.out_features == segmentation.to_mask.in_features
+        assert segmentation.to_mask.out_features == dm.MASK_SIZE**2
+        assert [fc.out_features for fc in model.score_branch.fcs] == list(dm.SCORE_FC_DIMS) + [1]
+        assert len(model.scales) == len(dm.SCALES_LOG2)
+        return
+    if isinstance(model.roi_heads, MNCROIHeads):
+        heads = model.roi_heads
+        assert heads.num_stages == cfg.MODEL.MNC.NUM_STAGES
+        # Stage 2 is class-agnostic: one mask per RoI, at twice the pooler's side.
+        side = cfg.MODEL.ROI_MASK_HEAD.POOLER_RESOLUTION
+        pooled = torch.empty(3, cfg.MODEL.FPN.OUT_CHANNELS, side, side, device="meta")
+        assert heads.mask_head.layers(pooled).shape == (3, 1, 2 * side, 2 * side)
+        # Stage 3 reads the box head's and the mask pathway's outputs, concatenated.
+        assert (heads.mask_pathway_head is None) == (cfg.MODEL.MNC.MASK_POOLING == "none")
+        width = heads.box_head.output_shape.channels
+        if heads.mask_pathway_head is not None:
+            width += heads.mask_pathway_head.output_shape.channels
+        assert heads.box_predictor.cls_score.in_features == width
+        assert heads.box_predictor.cls_score.out_features == cfg.MODEL.ROI_HEADS.NUM_CLASSES + 1
         return
     head = model.roi_heads.mask_head
     assert head.mask_predictor == cfg.MODEL.MASKX.MASK_PREDICTOR
