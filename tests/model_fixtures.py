@@ -4,6 +4,8 @@ The ROI-head helpers (``IMAGE``, ``FEATURE_SHAPE``, :func:`roi_heads`, :func:`ji
 are shared by tests/test_partial_supervision.py and tests/test_autocast.py.
 """
 
+import copy
+
 import torch
 from detectron2.config import get_cfg
 from detectron2.layers import ShapeSpec
@@ -165,3 +167,14 @@ def cam_prior_roi_heads(num_classes=5, **maskx):
     """MaskXROIHeads of cam_prior_cfg(num_classes, **maskx) on FEATURE_SHAPE, seeded weights."""
     torch.manual_seed(0)
     return build_roi_heads(cam_prior_cfg(num_classes, **maskx), FEATURE_SHAPE)
+
+
+def with_box_only_masks(targets, polygons):
+    """A copy of targets_with_partial_masks()-like ``targets`` whose box-only instance (the
+    second, ``gt_has_mask`` False) has ``polygons`` as its (unused) mask."""
+    targets = copy.deepcopy(targets)
+    for t in targets:
+        masks = list(t.gt_masks.polygons)
+        masks[1] = polygons
+        t.gt_masks = PolygonMasks(masks)
+    return targets

@@ -2,7 +2,6 @@
 masks on given boxes, and the whole pipeline through train_net.py."""
 
 import copy
-import os
 
 import pytest
 import torch
@@ -11,23 +10,21 @@ from detectron2.layers import ROIAlign
 from detectron2.modeling import build_model
 from detectron2.structures import Boxes, Instances, PolygonMasks
 from detectron2.utils.events import EventStorage
-from model_fixtures import square, targets_with_partial_masks, triangle
+from model_fixtures import square, targets_with_partial_masks, triangle, with_box_only_masks
+from pipeline_fixtures import (
+    assert_ab_and_gt_box_results,
+    model_of_run,
+    quick_schedule,
+    train_then_evaluate,
+)
 from torch.nn import functional as F
 
-import train_net
 from maskx_d2 import add_maskx_config
 from maskx_d2.blendmask import BlendMask, blend, crop_bases
 
 IMAGE = 64
 K, M, S = 3, 4, 8  # bases, attention side, cropped side of the tiny model
-INSTANT = os.path.join(
-    os.path.dirname(__file__),
-    "..",
-    "configs",
-    "Synthetic",
-    "quick_schedules",
-    "blendmask_R_18_FPN_synthetic_instant_test.yaml",
-)
+INSTANT = quick_schedule("blendmask_R_18_FPN_synthetic_instant_test")
 
 
 def tiny_blendmask_cfg(num_classes=5):
@@ -146,19 +143,10 @@ def test_losses_and_every_parameter_trains():
         assert torch.count_nonzero(p.grad) > 0, name
 
 
-def _with_box_only_masks(targets, polygons):
-    targets = copy.deepcopy(targets)
-    for t in targets:
-        masks = list(t.gt_masks.polygons)
-        masks[1] = polygons  # instance 1 is box-only (gt_has_mask False)
-        t.gt_masks = PolygonMasks(masks)
-    return targets
-
-
 def test_masks_of_box_only_instances_change_nothing():
     targets = targets_with_partial_masks()
     reference = training_losses(tiny_model(), targets)
-    changed = training_losses(tiny_model(), _with_box_only_masks(targets, triangle(30, 28, 30)))
+    changed = training_losses(tiny_model(), with_box_only_masks(targets, triangle(30, 28, 30)))
     for key in reference:
         assert torch.equal(reference[key], changed[key]), key
     # ... while a mask that is used does change the loss (the test can fail).
@@ -255,21 +243,6 @@ def test_config_errors_name_the_key(key, value, message):
 
 # ------------------------------------------------------------------------------ the pipeline
 def test_train_and_evaluate_through_train_net(tmp_path):
-    out = str(tmp_path)
-    run = train_net.argument_parser().parse_args(["--config-file", INSTANT, "OUTPUT_DIR", out])
-    train_net.main(run)
-    assert os.path.exists(os.path.join(out, "model_final.pth"))
-    eval_only = ["--config-file", INSTANT, "--eval-only", "OUTPUT_DIR", out]
-    eval_only += ["MODEL.WEIGHTS", os.path.join(out, "model_final.pth")]
-    results = train_net.main(train_net.argument_parser().parse_args(eval_only))
-    for key in ("bbox_A", "bbox_B", "segm_A", "segm_B", "segm_gtbox_A", "segm_gtbox_B"):
-        assert key in results, key
-    assert 0.0 < results["segm_gtbox_B"]["mIoU"] <= 100.0
-    assert isinstance(build_model_of(out), BlendMask)
-
-
-def build_model_of(output_dir):
-    cfg = get_cfg()
-    add_maskx_config(cfg)
-    cfg.merge_from_file(os.path.join(output_dir, "config.yaml"))
-    return build_model(cfg)
+    results = train_then_evaluate(INSTANT, str(tmp_path))
+    assert_ab_and_gt_box_results(results)
+    assert isinstance(model_of_run(str(tmp_path)), BlendMask)

@@ -4,7 +4,6 @@ pipeline through train_net.py."""
 
 import copy
 import math
-import os
 
 import pytest
 import torch
@@ -12,9 +11,13 @@ from detectron2.config import get_cfg
 from detectron2.modeling import build_model
 from detectron2.structures import Boxes, Instances, PolygonMasks
 from detectron2.utils.events import EventStorage
-from model_fixtures import square, targets_with_partial_masks, triangle
+from model_fixtures import square, targets_with_partial_masks, triangle, with_box_only_masks
+from pipeline_fixtures import (
+    model_of_run,
+    quick_schedule,
+    train_then_evaluate,
+)
 
-import train_net
 from maskx_d2 import add_maskx_config
 from maskx_d2.deepmask import (
     DeepMask,
@@ -31,14 +34,7 @@ from maskx_d2.deepmask.outputs import mask_boxes, to_original_size
 IMAGE = 64
 STRIDE, PATCH, WINDOW = 8, 32, 4  # res3 of the tiny trunk; windows of 4 x 4 cells
 RANK, MASK = 6, 8
-INSTANT = os.path.join(
-    os.path.dirname(__file__),
-    "..",
-    "configs",
-    "Synthetic",
-    "quick_schedules",
-    "deepmask_R_18_synthetic_instant_test.yaml",
-)
+INSTANT = quick_schedule("deepmask_R_18_synthetic_instant_test")
 
 
 def tiny_deepmask_cfg():
@@ -233,19 +229,10 @@ def test_losses_and_every_parameter_trains():
         assert torch.count_nonzero(p.grad) > 0, name
 
 
-def _with_box_only_masks(targets, polygons):
-    targets = copy.deepcopy(targets)
-    for t in targets:
-        masks = list(t.gt_masks.polygons)
-        masks[1] = polygons  # instance 1 is box-only (gt_has_mask False)
-        t.gt_masks = PolygonMasks(masks)
-    return targets
-
-
 def test_masks_of_box_only_instances_change_nothing():
     targets = targets_with_partial_masks()
     reference = training_losses(tiny_model(), targets)
-    changed = training_losses(tiny_model(), _with_box_only_masks(targets, triangle(30, 28, 30)))
+    changed = training_losses(tiny_model(), with_box_only_masks(targets, triangle(30, 28, 30)))
     for key in reference:
         assert torch.equal(reference[key], changed[key]), key
     # ... while a mask that is used does change the loss (the test can fail).
@@ -404,24 +391,11 @@ def test_the_synthetic_geometry_matches_the_papers_proportions():
 
 # ------------------------------------------------------------------------------ the pipeline
 def test_train_and_evaluate_through_train_net(tmp_path):
-    out = str(tmp_path)
-    run = train_net.argument_parser().parse_args(["--config-file", INSTANT, "OUTPUT_DIR", out])
-    train_net.main(run)
-    assert os.path.exists(os.path.join(out, "model_final.pth"))
-    eval_only = ["--config-file", INSTANT, "--eval-only", "OUTPUT_DIR", out]
-    eval_only += ["MODEL.WEIGHTS", os.path.join(out, "model_final.pth")]
-    results = train_net.main(train_net.argument_parser().parse_args(eval_only))
+    results = train_then_evaluate(INSTANT, str(tmp_path))
     for key in ("segm_gtbox_A", "segm_gtbox_B", "proposals_box_B", "proposals_segm_A"):
         assert key in results, key
     for key in ("AR@10", "AR@100"):
         assert 0.0 <= results["proposals_segm_B"][key] <= 100.0
     assert results["proposals_box_B"]["AR@100"] > 0.0
     assert 0.0 < results["segm_gtbox_B"]["mIoU"] <= 100.0
-    assert isinstance(build_model_of(out), DeepMask)
-
-
-def build_model_of(output_dir):
-    cfg = get_cfg()
-    add_maskx_config(cfg)
-    cfg.merge_from_file(os.path.join(output_dir, "config.yaml"))
-    return build_model(cfg)
+    assert isinstance(model_of_run(str(tmp_path)), DeepMask)

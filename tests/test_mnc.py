@@ -2,7 +2,6 @@
 5-stage refinement, partial supervision, export, and the whole pipeline through train_net.py."""
 
 import copy
-import os
 
 import pytest
 import torch
@@ -23,23 +22,22 @@ from model_fixtures import (
     targets_with_partial_masks,
     tiny_cfg,
     triangle,
+    with_box_only_masks,
+)
+from pipeline_fixtures import (
+    assert_ab_and_gt_box_results,
+    model_of_run,
+    quick_schedule,
+    train_then_evaluate,
 )
 from torch.nn import functional as F
 
-import train_net
 from maskx_d2 import add_maskx_config
 from maskx_d2.mnc import MNCROIHeads, mask_on_roi_grid, mask_pooled_features
 
 K = 5  # classes of the tiny heads
 MASK_SIDE = 14  # their masks: 2 x ROI_MASK_HEAD.POOLER_RESOLUTION (7)
-INSTANT = os.path.join(
-    os.path.dirname(__file__),
-    "..",
-    "configs",
-    "Synthetic",
-    "quick_schedules",
-    "mnc_R_18_FPN_synthetic_instant_test.yaml",
-)
+INSTANT = quick_schedule("mnc_R_18_FPN_synthetic_instant_test")
 
 
 def mnc_cfg(**options):
@@ -247,13 +245,6 @@ def test_five_stages_refine_the_boxes_before_the_second_mask(
 
 
 # ------------------------------------------------------------------------------ partial supervision
-def _with_box_only_masks(targets, polygons):
-    targets = copy.deepcopy(targets)
-    for t in targets:
-        masks = list(t.gt_masks.polygons)
-        masks[1] = polygons  # instance 1 is box-only (gt_has_mask False)
-        t.gt_masks = PolygonMasks(masks)
-    return targets
 
 
 @pytest.mark.parametrize("stages", [3, 5])
@@ -262,7 +253,7 @@ def test_masks_of_box_only_instances_change_no_loss(stages):
     reference = roi_head_losses(mnc_heads(NUM_STAGES=stages), targets)
     # Another shape, or the mapper's empty placeholder of a box-only instance.
     for polygons in (triangle(30, 28, 30), []):
-        changed = _with_box_only_masks(targets, polygons)
+        changed = with_box_only_masks(targets, polygons)
         losses = roi_head_losses(mnc_heads(NUM_STAGES=stages), changed)
         for key in reference:
             assert torch.equal(reference[key], losses[key]), key
@@ -389,18 +380,7 @@ def test_five_stage_model_traces_for_export():
 
 
 def test_train_and_evaluate_through_train_net(tmp_path):
-    out = str(tmp_path)
-    run = train_net.argument_parser().parse_args(["--config-file", INSTANT, "OUTPUT_DIR", out])
-    train_net.main(run)
-    assert os.path.exists(os.path.join(out, "model_final.pth"))
-    eval_only = ["--config-file", INSTANT, "--eval-only", "OUTPUT_DIR", out]
-    eval_only += ["MODEL.WEIGHTS", os.path.join(out, "model_final.pth")]
-    results = train_net.main(train_net.argument_parser().parse_args(eval_only))
-    for key in ("bbox_A", "bbox_B", "segm_A", "segm_B", "segm_gtbox_A", "segm_gtbox_B"):
-        assert key in results, key
-    assert 0.0 < results["segm_gtbox_B"]["mIoU"] <= 100.0
-    cfg = get_cfg()
-    add_maskx_config(cfg)
-    cfg.merge_from_file(os.path.join(out, "config.yaml"))
-    model = build_model(cfg)
+    results = train_then_evaluate(INSTANT, str(tmp_path))
+    assert_ab_and_gt_box_results(results)
+    model = model_of_run(str(tmp_path))
     assert isinstance(model, GeneralizedRCNN) and isinstance(model.roi_heads, MNCROIHeads)
