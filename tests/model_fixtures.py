@@ -178,3 +178,34 @@ def with_box_only_masks(targets, polygons):
         masks[1] = polygons
         t.gt_masks = PolygonMasks(masks)
     return targets
+
+
+def assert_box_only_masks_change_nothing(losses_of):
+    """``losses_of(targets)`` -> loss dict of a freshly seeded model on targets_with_partial_masks()
+    -like targets. Another mask on the box-only instance changes no loss, while another mask on
+    an instance with a mask changes ``loss_mask`` (so the check can fail)."""
+    targets = targets_with_partial_masks()
+    reference = losses_of(targets)
+    changed = losses_of(with_box_only_masks(targets, triangle(30, 28, 30)))
+    for key in reference:
+        assert torch.equal(reference[key], changed[key]), key
+    used = copy.deepcopy(targets)
+    for t in used:
+        t.gt_masks = PolygonMasks([square(4, 4, 26)] + list(t.gt_masks.polygons[1:]))
+    assert losses_of(used)["loss_mask"] != reference["loss_mask"]
+
+
+def assert_zero_gradients_in_the_graph(named_parameters):
+    """After backward of a batch without masks: every listed parameter has a gradient (it stayed
+    in the graph, so DDP sees no unused parameter), and it is all zeros."""
+    for name, p in named_parameters:
+        assert p.grad is not None, f"{name} left out of the graph"
+        assert torch.count_nonzero(p.grad) == 0, name
+
+
+def image_without_instances(image_size=IMAGE):
+    """Ground truth of an image with no object (empty gt_boxes / gt_classes)."""
+    empty = Instances((image_size, image_size))
+    empty.gt_boxes = Boxes(torch.zeros(0, 4))
+    empty.gt_classes = torch.zeros(0, dtype=torch.long)
+    return empty

@@ -2,16 +2,21 @@
 as convolutions against per-crop evaluation, outputs, masks on given boxes, and the whole
 pipeline through train_net.py."""
 
-import copy
 import math
 
 import pytest
 import torch
 from detectron2.config import get_cfg
 from detectron2.modeling import build_model
-from detectron2.structures import Boxes, Instances, PolygonMasks
+from detectron2.structures import Boxes, Instances
 from detectron2.utils.events import EventStorage
-from model_fixtures import square, targets_with_partial_masks, triangle, with_box_only_masks
+from model_fixtures import (
+    assert_box_only_masks_change_nothing,
+    assert_zero_gradients_in_the_graph,
+    box_only_targets,
+    image_without_instances,
+    targets_with_partial_masks,
+)
 from pipeline_fixtures import (
     model_of_run,
     quick_schedule,
@@ -230,23 +235,12 @@ def test_losses_and_every_parameter_trains():
 
 
 def test_masks_of_box_only_instances_change_nothing():
-    targets = targets_with_partial_masks()
-    reference = training_losses(tiny_model(), targets)
-    changed = training_losses(tiny_model(), with_box_only_masks(targets, triangle(30, 28, 30)))
-    for key in reference:
-        assert torch.equal(reference[key], changed[key]), key
-    # ... while a mask that is used does change the loss (the test can fail).
-    used = copy.deepcopy(targets)
-    for t in used:
-        t.gt_masks = PolygonMasks([square(4, 4, 26)] + list(t.gt_masks.polygons[1:]))
-    assert training_losses(tiny_model(), used)["loss_mask"] != reference["loss_mask"]
+    assert_box_only_masks_change_nothing(lambda targets: training_losses(tiny_model(), targets))
 
 
 def test_box_only_objects_are_score_positives_by_default():
     """Every instance box-only: with SCORE_OBJECTS "all" their windows are still positives."""
-    targets = targets_with_partial_masks()
-    for t in targets:
-        t.gt_has_mask = torch.zeros(len(t), dtype=torch.bool)
+    targets = box_only_targets()
     model = tiny_model()
     with torch.no_grad():
         level = window_grid((10, 10), WINDOW, 45 / 64, 45 / 64, PATCH, STRIDE)
@@ -255,24 +249,19 @@ def test_box_only_objects_are_score_positives_by_default():
 
 
 def test_all_box_only_batch_gives_zero_mask_loss_and_zero_gradients():
-    targets = targets_with_partial_masks()
-    for t in targets:
-        t.gt_has_mask = torch.zeros(len(t), dtype=torch.bool)
+    targets = box_only_targets()
     model = tiny_model()
     losses = training_losses(model, targets)
     assert losses["loss_mask"].item() == 0.0
     assert losses["loss_score"].item() > 0  # objectness still trains on the boxes
     sum(losses.values()).backward()
-    for name, p in model.segmentation_branch.named_parameters():
-        assert p.grad is not None, f"{name} left out of the graph"
-        assert torch.count_nonzero(p.grad) == 0, name
+    assert_zero_gradients_in_the_graph(model.segmentation_branch.named_parameters())
 
 
 def test_images_without_instances_train():
-    empty = Instances((IMAGE, IMAGE))
-    empty.gt_boxes = Boxes(torch.zeros(0, 4))
-    empty.gt_classes = torch.zeros(0, dtype=torch.long)
-    losses = training_losses(tiny_model(), [empty, targets_with_partial_masks()[0]])
+    losses = training_losses(
+        tiny_model(), [image_without_instances(), targets_with_partial_masks()[0]]
+    )
     assert all(torch.isfinite(v) for v in losses.values())
 
 
