@@ -182,13 +182,15 @@ def with_box_only_masks(targets, polygons):
 
 def assert_box_only_masks_change_nothing(losses_of):
     """``losses_of(targets)`` -> loss dict of a freshly seeded model on targets_with_partial_masks()
-    -like targets. Another mask on the box-only instance changes no loss, while another mask on
-    an instance with a mask changes ``loss_mask`` (so the check can fail)."""
+    -like targets. Another mask on the box-only instance, or the mapper's empty placeholder (its
+    mask removed), changes no loss, while another mask on an instance with a mask changes
+    ``loss_mask`` (so the check can fail)."""
     targets = targets_with_partial_masks()
     reference = losses_of(targets)
-    changed = losses_of(with_box_only_masks(targets, triangle(30, 28, 30)))
-    for key in reference:
-        assert torch.equal(reference[key], changed[key]), key
+    for polygons in (triangle(30, 28, 30), []):
+        changed = losses_of(with_box_only_masks(targets, polygons))
+        for key in reference:
+            assert torch.equal(reference[key], changed[key]), key
     used = copy.deepcopy(targets)
     for t in used:
         t.gt_masks = PolygonMasks([square(4, 4, 26)] + list(t.gt_masks.polygons[1:]))
