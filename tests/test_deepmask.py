@@ -215,10 +215,13 @@ def test_dense_convolutions_equal_the_branches_on_each_window():
                 i, j = 1, level.cols - 1
                 cells = features[k, :, i : i + WINDOW, j : j + WINDOW]
                 assert torch.allclose(crops[i * level.cols + j], cells, atol=1e-6)
+                # The codes reach hundreds; a conv and a linear layer sum in other orders (and
+                # with other thread counts), so the tolerance is relative.
                 expected_codes = model.segmentation_branch.codes(crops)
-                assert torch.allclose(codes[k].flatten(1).t(), expected_codes, atol=1e-4)
+                close = dict(rtol=1e-4, atol=1e-3)
+                assert torch.allclose(codes[k].flatten(1).t(), expected_codes, **close)
                 expected_logits = model.score_branch(crops)
-                assert torch.allclose(logits[k].flatten(), expected_logits, atol=1e-4)
+                assert torch.allclose(logits[k].flatten(), expected_logits, **close)
 
 
 # ------------------------------------------------------------------- training, partial masks
