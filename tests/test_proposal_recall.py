@@ -353,6 +353,20 @@ def test_builder_combines_ap_and_proposal_recall(eval_gt_json, register_eval_set
     assert not {"proposals_box_A", "proposals_segm_B"} & set(results)
 
 
+def test_builder_reads_the_ground_truth_once(tmp_path, register_eval_set):
+    """The AR evaluator reuses the AP evaluator's ground truth and its box-only-ignored copy
+    (B box-only here), with the same results as when it loads its own."""
+    name = _register(register_eval_set, _b_box_only(tmp_path / "b.json"), mask_category_ids=SET_A)
+    both = build_partially_supervised_evaluator(name, None, distributed=False, proposal_recall=True)
+    ap, proposals = both._evaluators
+    assert proposals._coco_api is ap._coco_api
+    results = run(both)
+    assert ap._segm_coco_api is not None and proposals._mask_coco_api is ap._segm_coco_api
+    alone = run(ProposalRecallEvaluator(name, distributed=False))
+    assert alone == {k: v for k, v in results.items() if k.startswith("proposals")}
+    assert {"proposals_segm", "proposals_segm_A"} <= set(alone)
+
+
 def test_train_net_reports_proposal_recall(tmp_path):
     """Eval-only of an untrained model on the 16 synthetic validation images."""
     argv = ["--config-file", INSTANT, "--eval-only", "OUTPUT_DIR", str(tmp_path)]

@@ -293,8 +293,13 @@ def build_partially_supervised_evaluator(
     evaluator = _build_ap_evaluator(dataset_name, output_dir, distributed, use_fast_impl)
     if not proposal_recall:
         return evaluator
+    # The AP evaluator has loaded the json (and built its box-only-ignored copy): share them.
     proposals = ProposalRecallEvaluator(
-        dataset_name, distributed=distributed, output_dir=output_dir
+        dataset_name,
+        distributed=distributed,
+        output_dir=output_dir,
+        coco_api=evaluator._coco_api,
+        mask_coco_api=getattr(evaluator, "_segm_coco_api", None),
     )
     return DatasetEvaluators([evaluator, proposals])
 

@@ -181,7 +181,13 @@ class ProposalRecallEvaluator(DatasetEvaluator):
     """
 
     def __init__(
-        self, dataset_name: str, distributed: bool = True, output_dir: Optional[str] = None
+        self,
+        dataset_name: str,
+        distributed: bool = True,
+        output_dir: Optional[str] = None,
+        *,
+        coco_api: Optional[COCO] = None,
+        mask_coco_api: Optional[COCO] = None,
     ):
         """
         Args:
@@ -190,21 +196,19 @@ class ProposalRecallEvaluator(DatasetEvaluator):
                 ``COCOEvaluator`` does).
             distributed: gather proposals from every process (``comm.gather``).
             output_dir: only for that conversion.
+            coco_api: the dataset's ground truth, already loaded (an AP evaluator's): the json
+                is then not read a second time (COCO val's takes seconds and hundreds of MB).
+            mask_coco_api: with ``coco_api``, its copy with box-only instances as crowd regions
+                (:func:`masks_with_box_only_ignored`), if the caller has built it.
         """
         self._dataset_name = dataset_name
         self._distributed = distributed
         self._metadata = MetadataCatalog.get(dataset_name)
-        if not hasattr(self._metadata, "json_file"):
-            if output_dir is None:
-                raise ValueError(
-                    f"Dataset '{dataset_name}' has no json_file: ProposalRecallEvaluator needs an "
-                    "output_dir to convert it to COCO format."
-                )
-            cache_path = os.path.join(output_dir, f"{dataset_name}_coco_format.json")
-            self._metadata.json_file = cache_path
-            convert_to_coco_json(dataset_name, cache_path)
-        with contextlib.redirect_stdout(io.StringIO()):
-            self._coco_api = COCO(PathManager.get_local_path(self._metadata.json_file))
+        if coco_api is not None:
+            self._coco_api = coco_api
+        else:
+            self._coco_api = self._load_ground_truth(output_dir)
+        self._mask_coco_api = mask_coco_api
         # Test-set jsons have no annotations: nothing to evaluate against.
         self._do_evaluation = "annotations" in self._coco_api.dataset
         self._groups = category_groups(
@@ -214,6 +218,20 @@ class ProposalRecallEvaluator(DatasetEvaluator):
         self._category_id = cat_ids[0] if cat_ids else 0
         self._predictions: List[dict] = []
         self.summary_table = ""
+
+    def _load_ground_truth(self, output_dir: Optional[str]) -> COCO:
+        """The dataset's json as a COCO api, converted from its dicts first if it has none."""
+        if not hasattr(self._metadata, "json_file"):
+            if output_dir is None:
+                raise ValueError(
+                    f"Dataset '{self._dataset_name}' has no json_file: ProposalRecallEvaluator "
+                    "needs an output_dir to convert it to COCO format."
+                )
+            cache_path = os.path.join(output_dir, f"{self._dataset_name}_coco_format.json")
+            self._metadata.json_file = cache_path
+            convert_to_coco_json(self._dataset_name, cache_path)
+        with contextlib.redirect_stdout(io.StringIO()):
+            return COCO(PathManager.get_local_path(self._metadata.json_file))
 
     def reset(self):
         self._predictions = []
@@ -308,4 +326,6 @@ class ProposalRecallEvaluator(DatasetEvaluator):
                 skipped.add(group)
         if not box_only:
             return self._coco_api, skipped
-        return masks_with_box_only_ignored(self._coco_api, box_only), skipped
+        if self._mask_coco_api is None:
+            self._mask_coco_api = masks_with_box_only_ignored(self._coco_api, box_only)
+        return self._mask_coco_api, skipped
