@@ -8,6 +8,8 @@ then freezes it and trains only the mask branch on set A's masks. With
 from detectron2.config import configurable
 from detectron2.modeling import META_ARCH_REGISTRY, GeneralizedRCNN
 
+from .norm_statistics import freeze_norm_statistics
+
 __all__ = ["MaskXRCNN", "freeze_all_but_mask_branch"]
 
 
@@ -18,10 +20,14 @@ def freeze_all_but_mask_branch(model) -> int:
     """
     frozen = 0
     for name, param in model.named_parameters():
-        if not name.startswith("roi_heads.mask_head."):
+        if not _in_mask_head(name):
             param.requires_grad_(False)
             frozen += param.numel()
     return frozen
+
+
+def _in_mask_head(name: str) -> bool:
+    return name == "roi_heads.mask_head" or name.startswith("roi_heads.mask_head.")
 
 
 @META_ARCH_REGISTRY.register()
@@ -32,6 +38,17 @@ class MaskXRCNN(GeneralizedRCNN):
         self.freeze_detector = freeze_detector
         if freeze_detector:
             freeze_all_but_mask_branch(self)
+            # A new module is in training mode without a train() call (detectron2's trainer
+            # makes none before its first step).
+            freeze_norm_statistics(self, keep=_in_mask_head)
+
+    def train(self, mode: bool = True):
+        """As ``nn.Module.train``; with a frozen detector its BatchNorm layers stay in eval mode:
+        frozen parameters with moving running statistics would still change the detector."""
+        super().train(mode)
+        if mode and getattr(self, "freeze_detector", False):
+            freeze_norm_statistics(self, keep=_in_mask_head)
+        return self
 
     @classmethod
     def from_config(cls, cfg):

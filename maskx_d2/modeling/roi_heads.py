@@ -27,6 +27,7 @@ from .class_activation import (
 )
 from .conv_gap_box_head import ConvGAPBoxHead
 from .mask_training_rois import mask_training_rois
+from .norm_statistics import running_statistics_kept
 
 __all__ = ["MaskXROIHeads"]
 
@@ -219,8 +220,11 @@ class MaskXROIHeads(StandardROIHeads):
         on the mask RoIs' own boxes: they may be ground-truth boxes, not the box branch's
         proposals."""
         box_features = self.box_pooler([features[f] for f in self.box_in_features], boxes)
-        # Detached: no graph is built through the box head's convs at all.
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.cam_detach_box_head):
+        # Detached: no graph is built through the box head's convs at all. A BatchNorm box head
+        # keeps the running statistics of the box branch's RoIs, not of these.
+        with torch.set_grad_enabled(
+            torch.is_grad_enabled() and not self.cam_detach_box_head
+        ), running_statistics_kept(self.box_head):
             feature_map = self.box_head.feature_map(box_features)  # (R, D, S, S)
         weights = self.box_predictor.cls_score.weight  # (K + 1, D)
         if self.cam_detach_class_weights:

@@ -1,0 +1,54 @@
+"""Batch-norm running statistics that a forward pass in training must leave alone.
+
+Two places run trained layers in training mode without wanting their statistics updated:
+
+- stage-wise training (``MODEL.MASKX.FREEZE_DETECTOR``) freezes the detector's parameters, but
+  a BatchNorm layer in training mode still normalizes with the batch's statistics and moves its
+  running averages, so the "frozen" detector would change under the mask branch's training.
+  :func:`freeze_norm_statistics` puts those layers in eval mode (running statistics, no update).
+- OPMask's class activation prior runs the box head a second time, on the mask branch's RoIs
+  (positives or ground-truth boxes, a different population from the box branch's sampled
+  RoIs). :func:`running_statistics_kept` keeps that pass from moving the box head's averages,
+  which are the box branch's.
+"""
+
+import contextlib
+from typing import Callable, Iterator
+
+import torch
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+__all__ = ["freeze_norm_statistics", "running_statistics_kept"]
+
+
+def freeze_norm_statistics(model: nn.Module, keep: Callable[[str], bool]) -> int:
+    """Put every BatchNorm layer of ``model`` whose name ``keep`` rejects in eval mode.
+
+    Call it after each ``model.train()`` (``nn.Module.train`` resets every child's mode).
+    Covers ``nn.BatchNorm*``, ``nn.SyncBatchNorm`` and detectron2's ``NaiveSyncBatchNorm``
+    (all ``_BatchNorm``); ``FrozenBatchNorm2d`` and GroupNorm have nothing to freeze.
+    Returns the number of layers switched.
+    """
+    switched = 0
+    for name, module in model.named_modules():
+        if isinstance(module, _BatchNorm) and module.training and not keep(name):
+            module.eval()
+            switched += 1
+    return switched
+
+
+@contextlib.contextmanager
+def running_statistics_kept(module: nn.Module) -> Iterator[None]:
+    """Within the block, BatchNorm layers of ``module`` still normalize as their mode says (batch
+    statistics in training) but their running mean, variance and batch count are restored on
+    exit, as if the block had not run."""
+    norms = [m for m in module.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
+    saved = [{k: b.clone() for k, b in m.named_buffers(recurse=False)} for m in norms]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for m, buffers in zip(norms, saved):
+                for k, b in m.named_buffers(recurse=False):
+                    b.copy_(buffers[k])
