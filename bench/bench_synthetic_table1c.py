@@ -135,6 +135,14 @@ VARIANTS = {
         test=(MAIN_VAL, SHIFTED_VAL),
         split="both",
     ),
+    "mnc-5stage-oracle": _variant(
+        "MNC 5-stage, every class with masks",
+        "mnc_oracle_R_18_FPN_synthetic.yaml",
+        "MODEL.MNC.NUM_STAGES",
+        "5",
+        test=(MAIN_VAL, SHIFTED_VAL),
+        split="both",
+    ),
     # DeepMask: class-agnostic segment proposals; its AR table row is the one to read.
     "deepmask": _variant(
         "DeepMask, masks of A, score on every box", "deepmask_R_18_synthetic.yaml"
@@ -191,11 +199,17 @@ OTHER_SYSTEMS = [
     "mnc-5stage",
     "mnc-no-mask-pooling",
     "mnc-oracle",
+    "mnc-5stage-oracle",
     "deepmask",
     "deepmask20",
     "deepmask-oracle",
 ]
-FULLY_SUPERVISED = ORACLES + ["blendmask-oracle", "mnc-oracle", "deepmask-oracle"]
+FULLY_SUPERVISED = ORACLES + [
+    "blendmask-oracle",
+    "mnc-oracle",
+    "mnc-5stage-oracle",
+    "deepmask-oracle",
+]
 COLUMNS = [  # (header, result key)
     ("box AP A", "bbox_A/AP"),
     ("box AP B", "bbox_B/AP"),
