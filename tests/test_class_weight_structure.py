@@ -7,7 +7,12 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tools"))
-from class_weight_structure import explained_variance, mean_cosine_by_relation  # noqa: E402
+from class_weight_structure import (  # noqa: E402
+    additive_prediction_cosine,
+    band_split,
+    explained_variance,
+    mean_cosine_by_relation,
+)
 
 SHAPES = ("circle", "ring", "cross", "bar")
 COLOURS = ("red", "yellow", "green", "blue")
@@ -43,3 +48,14 @@ def test_mean_cosine_by_relation():
     w = np.stack([np.eye(4)[SHAPES.index(s)] for s, _ in PARTS])
     cos = mean_cosine_by_relation(w, PARTS, CHESS_A)
     assert cos == {"same colour": 0.0, "same shape": 1.0, "neither": 0.0}
+
+
+def test_additive_prediction_needs_a_connected_split():
+    """Exactly additive rows: the band split determines every B row (cos 1); the chess board
+    leaves one offset per dimension to the minimum-norm fit, so it cannot."""
+    w = _additive(seed=3)
+    band = band_split(PARTS)
+    assert len(band) == 8
+    assert sorted(band) != sorted(CHESS_A)
+    assert additive_prediction_cosine(w, PARTS, band) == pytest.approx(1.0)
+    assert additive_prediction_cosine(w, PARTS, CHESS_A) < 0.99

@@ -15,7 +15,9 @@ predictor (``config.yaml`` and ``model_final.pth``). For each it prints:
   colour, that share its shape, and that share neither: for the classifier's rows and for the
   transferred mask weights ``T(w)`` (the (C,) 1x1-conv weight each class's masks are predicted
   with). Stacks pair two objects of one shape in two colours, so a B class whose ``T(w)`` is
-  closest to same-shape A classes has lost the cue that decides its stacks.
+  closest to same-shape A classes has lost the cue that decides its stacks;
+- how well A's classifier rows predict B's under the additive model (mean cosine), with the
+  run's split and with the "band" split (:func:`band_split`).
 """
 
 import argparse
@@ -31,7 +33,7 @@ from detectron2.modeling import build_model
 from maskx_d2 import add_maskx_config
 from maskx_d2.checkpoint import MaskXCheckpointer
 
-__all__ = ["explained_variance", "mean_cosine_by_relation"]
+__all__ = ["additive_prediction_cosine", "explained_variance", "mean_cosine_by_relation"]
 
 
 def _indicators(labels: Sequence[str]) -> np.ndarray:
@@ -76,6 +78,38 @@ def mean_cosine_by_relation(
     return {k: float(np.mean(v)) if v else float("nan") for k, v in groups.items()}
 
 
+def additive_prediction_cosine(
+    weights: np.ndarray, parts: Sequence[Tuple[str, str]], set_a: Sequence[int]
+) -> float:
+    """Mean cosine similarity between each B row of ``weights`` (K, D) and its additive
+    prediction from A alone: ``u_shape + v_colour`` fitted on A's rows by least squares (the
+    minimum-norm fit where A leaves it undetermined). How far A's rows determine B's when the
+    weights are compositional."""
+    shapes = _indicators([p[0] for p in parts])
+    colours = _indicators([p[1] for p in parts])
+    design = np.concatenate([shapes, colours], axis=1)
+    set_b = [k for k in range(len(parts)) if k not in set_a]
+    coef, *_ = np.linalg.lstsq(design[list(set_a)], weights[list(set_a)], rcond=None)
+    predicted, actual = design[set_b] @ coef, weights[set_b]
+    cos = (predicted * actual).sum(1) / (
+        np.linalg.norm(predicted, axis=1) * np.linalg.norm(actual, axis=1)
+    ).clip(min=1e-12)
+    return float(cos.mean())
+
+
+def band_split(parts: Sequence[Tuple[str, str]]) -> List[int]:
+    """Indices of A in the "band" split: colour index minus shape index in {0, 1} mod the number
+    of colours (indices in first-seen order). Unlike the chess board, its colour-shape graph is
+    connected."""
+    shapes = list(dict.fromkeys(p[0] for p in parts))
+    colours = list(dict.fromkeys(p[1] for p in parts))
+    return [
+        k
+        for k, (s, c) in enumerate(parts)
+        if (colours.index(c) - shapes.index(s)) % len(colours) in (0, 1)
+    ]
+
+
 def class_weights(output_dir: str) -> Tuple[np.ndarray, np.ndarray, MetadataCatalog]:
     """(K, D) classifier rows, (K, C) transferred mask weights, and the test set's metadata."""
     cfg = get_cfg()
@@ -117,13 +151,17 @@ def main():
         cos_t = mean_cosine_by_relation(transferred, parts, set_a)
         cells = [f"{100 * s:.0f}%" for s in share]
         cells += [f"{c[k]:.2f}" for c in (cos_det, cos_t) for k in cos_det]
+        cells += [
+            f"{additive_prediction_cosine(det, parts, a):.2f}" for a in (set_a, band_split(parts))
+        ]
         rows.append(f"| {name} | " + " | ".join(cells) + " |")
     header = (
         "| run | cls rows: shape | colour | shape + colour | "
         "cos B-A cls rows: same colour | same shape | neither | "
-        "cos B-A T(w): same colour | same shape | neither |"
+        "cos B-A T(w): same colour | same shape | neither | "
+        "cls rows of B predicted from A: this split | band split |"
     )
-    print("\n".join([header, "|---" * 10 + "|", *rows]))
+    print("\n".join([header, "|---" * 12 + "|", *rows]))
 
 
 if __name__ == "__main__":
