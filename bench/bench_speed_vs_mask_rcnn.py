@@ -40,6 +40,16 @@ import time
 import numpy as np
 from schedule_estimate import estimate_schedule
 
+_MNC = [
+    "MODEL.META_ARCHITECTURE",
+    "GeneralizedRCNN",
+    "MODEL.ROI_HEADS.NAME",
+    "MNCROIHeads",
+    "MODEL.ROI_MASK_HEAD.NAME",
+    "MaskRCNNConvUpsampleHead",
+    "MODEL.ROI_MASK_HEAD.CLS_AGNOSTIC_MASK",
+    True,
+]
 # name -> config overrides on top of the Mask^X config (mask_rcnn: detectron2's own heads).
 VARIANTS = {
     "mask_rcnn": None,
@@ -78,6 +88,38 @@ VARIANTS = {
         ["p3", "p4", "p5", "p6", "p7"],
         "MODEL.FCOS.SCORE_THRESH_TEST",
         0.0,  # as the R-CNNs: every variant masks TEST.DETECTIONS_PER_IMAGE detections
+    ],
+    # MNC (maskx_d2/mnc) on the same RPN, box head and poolers: a class-agnostic mask stage,
+    # then classification on box plus mask-pooled features; "mnc-5stage" runs stages 2-3 again.
+    "mnc": _MNC + ["MODEL.MNC.NUM_STAGES", 3],
+    "mnc-5stage": _MNC + ["MODEL.MNC.NUM_STAGES", 5],
+    # DeepMask (maskx_d2/deepmask) as configs/Synthetic/deepmask_R_18_synthetic.yaml: trunk to
+    # res3, dense windows over a 5-scale pyramid, its top TEST.DETECTIONS_PER_IMAGE masks.
+    "deepmask": [
+        "MODEL.META_ARCHITECTURE",
+        "DeepMask",
+        "MODEL.BACKBONE.NAME",
+        "build_resnet_backbone",
+        "MODEL.RESNETS.OUT_FEATURES",
+        ["res3"],
+        "MODEL.DEEPMASK.IN_FEATURE",
+        "res3",
+        "MODEL.DEEPMASK.PATCH_SIZE",
+        64,
+        "MODEL.DEEPMASK.OBJECT_SIZE",
+        36,
+        "MODEL.DEEPMASK.SCALES_LOG2",
+        [-1.0, -0.5, 0.0, 0.5, 1.0],
+        "MODEL.DEEPMASK.MASK_CONV_DIM",
+        64,
+        "MODEL.DEEPMASK.MASK_RANK",
+        128,
+        "MODEL.DEEPMASK.MASK_SIZE",
+        28,
+        "MODEL.DEEPMASK.SCORE_FC_DIMS",
+        [128, 256],
+        "MODEL.DEEPMASK.WINDOWS_PER_IMAGE",
+        32,
     ],
 }
 DEFAULT_VARIANTS = ["mask_rcnn", "transfer", "transfer+mlp"]
@@ -134,6 +176,7 @@ def _measure(variant, args, batch_size, queue):
         cfg.MODEL.MASKX.MLP_BRANCH.ENABLED = False
         cfg.merge_from_list(VARIANTS[variant])
         cfg.MODEL.FCOS.NUM_CLASSES = cfg.MODEL.ROI_HEADS.NUM_CLASSES  # read by BlendMask only
+        cfg.MODEL.DEEPMASK.TOPK_TEST = cfg.TEST.DETECTIONS_PER_IMAGE  # read by DeepMask only
     torch.manual_seed(0)
     model = build_model(cfg).train()
     optimizer = build_optimizer(cfg, model)
