@@ -34,6 +34,7 @@ from torch.nn import functional as F
 
 from maskx_d2 import add_maskx_config
 from maskx_d2.mnc import MNCROIHeads, mask_on_roi_grid, mask_pooled_features
+from maskx_d2.mnc.refinement import merge_stages
 
 K = 5  # classes of the tiny heads
 MASK_SIDE = 14  # their masks: 2 x ROI_MASK_HEAD.POOLER_RESOLUTION (7)
@@ -313,6 +314,53 @@ def test_inference_outputs_detectron2_instances_and_masks_on_given_boxes(stages)
         assert d.pred_masks.dtype == torch.float32
         assert d.pred_masks.min() >= 0 and d.pred_masks.max() <= 1
     assert torch.allclose(torch.cat([g.pred_masks for g in on_gt_boxes]), expected)
+
+
+def test_merge_stages_keeps_each_images_rows_together():
+    rois = [[], []]
+    for stage, (n0, n1) in enumerate([(3, 2), (1, 4)]):
+        for image, n in enumerate((n0, n1)):
+            r = Instances((IMAGE, IMAGE))
+            r.proposal_boxes = Boxes(torch.full((n, 4), 10.0 * stage + image))
+            rois[stage].append(r)
+    predictions = [
+        (torch.arange(5.0)[:, None].expand(5, K + 1), torch.arange(5.0)[:, None].expand(5, 4)),
+        (torch.arange(10.0, 15.0)[:, None].expand(5, K + 1), torch.zeros(5, 4)),
+    ]
+    (scores, deltas), merged = merge_stages(*zip(predictions, rois))
+    # Image 0: rows 0-2 of stage 3, row 10 of stage 5; image 1: rows 3-4, then 11-14.
+    assert scores[:, 0].tolist() == [0, 1, 2, 10, 3, 4, 11, 12, 13, 14]
+    assert deltas[:, 0].tolist() == [0, 1, 2, 0, 3, 4, 0, 0, 0, 0]
+    assert [len(m) for m in merged] == [4, 6]
+    assert merged[0].proposal_boxes.tensor[:, 0].tolist() == [0, 0, 0, 10]
+    assert merged[1].proposal_boxes.tensor[:, 0].tolist() == [1, 1, 11, 11, 11, 11]
+
+
+@pytest.mark.parametrize("merge", [True, False])
+def test_five_stage_inference_merges_the_two_stages_candidates(merge, monkeypatch):
+    """Detections = detectron2's box inference on stage 3's and stage 5's candidates together
+    (the paper), or on stage 5's alone."""
+    heads = mnc_heads(NUM_STAGES=5, TEST_MERGE_STAGES=merge).eval()
+    with torch.no_grad():
+        bias = heads.box_predictor.bbox_pred.bias
+        bias.copy_(torch.linspace(-1.0, 1.0, len(bias)))
+    heads.box_predictor.test_score_thresh = 0.0
+    calls = record_stages(heads, monkeypatch)
+    proposals = jittered_proposals(targets_with_partial_masks())
+    with torch.no_grad():
+        detections, _ = heads(None, features(), proposals)
+        (rois3, pred3), (rois5, pred5) = calls
+        candidates = merge_stages((pred3, rois3), (pred5, rois5)) if merge else (pred5, rois5)
+        expected, _ = heads.box_predictor.inference(*candidates)
+    for d, e in zip(detections, expected):
+        assert torch.equal(d.pred_boxes.tensor, e.pred_boxes.tensor)
+        assert torch.equal(d.scores, e.scores)
+    if merge:  # the merge is used: some detection comes from stage 3's boxes
+        alone, _ = heads.box_predictor.inference(pred5, rois5)
+        assert any(
+            len(a) != len(d) or not torch.equal(a.scores, d.scores)
+            for a, d in zip(alone, detections)
+        )
 
 
 def test_the_papers_fc_mask_stage():

@@ -27,6 +27,11 @@ def add_mnc_config(cfg):
     # 5: stage 3's box regression refines every RoI, then stages 2-3 run again, with the same
     #    weights, on the refined boxes (stages 4-5); the detections are stage 5's.
     _C.MODEL.MNC.NUM_STAGES = 3
+    # 5 stages only, inference: the candidates of stage 3 (on the proposals) and of stage 5 (on
+    # the refined boxes) go together into detectron2's box inference (score threshold, class-wise
+    # NMS, TEST.DETECTIONS_PER_IMAGE), as the paper merges its 300 + 300 boxes before NMS. False:
+    # stage 5's candidates only. (The paper's mask voting after NMS is not built.)
+    _C.MODEL.MNC.TEST_MERGE_STAGES = True
     # What the classification stage reads beside the box features:
     #   "soft": the RoI features times the predicted mask's probability averaged over each RoI
     #           bin (the paper's F_RoI * M),

@@ -1,5 +1,6 @@
-"""The 5-stage cascade's bridge: stage 3's box regression applied to every RoI, and the refined
-boxes matched to the ground truth again for the losses of stages 4-5.
+"""The 5-stage cascade's bridge: stage 3's box regression applied to every RoI, the refined
+boxes matched to the ground truth again for the losses of stages 4-5, and, at inference, the
+two classification stages' candidates merged before NMS.
 
 Shape letters: R_i RoIs of image i, K foreground classes.
 """
@@ -11,7 +12,7 @@ from detectron2.modeling.matcher import Matcher
 from detectron2.modeling.roi_heads.fast_rcnn import FastRCNNOutputLayers
 from detectron2.structures import Boxes, Instances, pairwise_iou
 
-__all__ = ["refine_boxes", "relabel_boxes"]
+__all__ = ["merge_stages", "refine_boxes", "relabel_boxes"]
 
 
 @torch.no_grad()
@@ -82,3 +83,32 @@ def relabel_boxes(
             labels == 1, rois_i.gt_classes, torch.full_like(rois_i.gt_classes, num_classes)
         )
     return rois
+
+
+def merge_stages(
+    *stages: Tuple[Tuple[torch.Tensor, torch.Tensor], List[Instances]]
+) -> Tuple[Tuple[torch.Tensor, torch.Tensor], List[Instances]]:
+    """Several classification stages' candidates as one set, image by image, for
+    ``FastRCNNOutputLayers.inference`` (the 5-stage cascade's test-time merge of stages 3 and 5).
+
+    Args:
+        stages: each (predictions, rois): the box predictor's (scores (R, K+1), deltas (R, 4K)
+            or (R, 4)) on ``rois``, per image Instances with ``proposal_boxes`` (R = the sum of
+            their lengths, image after image, as the predictor returns them).
+    Returns:
+        The merged (scores, deltas) and rois: for each image the RoIs of the first stage, then
+        those of the next, with their rows of the predictions in the same order.
+    """
+    lengths = [[len(r) for r in rois] for _, rois in stages]
+    num_images = len(lengths[0])
+    # Per stage, per image: the rows of scores and deltas.
+    scores = [p[0].split(n) for (p, _), n in zip(stages, lengths)]
+    deltas = [p[1].split(n) for (p, _), n in zip(stages, lengths)]
+    merged_scores, merged_deltas, merged_rois = [], [], []
+    for i in range(num_images):
+        merged_scores += [s[i] for s in scores]
+        merged_deltas += [d[i] for d in deltas]
+        instances = Instances(stages[0][1][i].image_size)
+        instances.proposal_boxes = Boxes.cat([rois[i].proposal_boxes for _, rois in stages])
+        merged_rois.append(instances)
+    return (torch.cat(merged_scores), torch.cat(merged_deltas)), merged_rois

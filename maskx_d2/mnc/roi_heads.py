@@ -7,7 +7,8 @@ Stage 1 is detectron2's RPN (class-agnostic boxes). Then, for every RoI:
   box head) concatenated with its mask-pooled features (the RoI features times the stage-2 mask,
   :mod:`.mask_pooling`, through a second box head of their own);
 - with 5 stages, stage 3's regression refines every RoI (:mod:`.refinement`) and stages 2-3 run
-  again on the refined boxes, with the same weights (stages 4-5).
+  again on the refined boxes, with the same weights (stages 4-5); at inference the candidates
+  of stages 3 and 5 are merged before NMS (``MODEL.MNC.TEST_MERGE_STAGES``, the paper's).
 
 RoIAlign stands in for the paper's RoI warping. Partial supervision, per instance as in the rest
 of the project: the box losses come from every sampled RoI, the mask loss only from foreground
@@ -42,7 +43,7 @@ from torch import nn
 from .config import MASK_HEADS, MASK_POOLING_FEATURES, MASK_POOLINGS, NUM_STAGES
 from .mask_loss import mnc_mask_loss
 from .mask_pooling import mask_pooled_features
-from .refinement import refine_boxes, relabel_boxes
+from .refinement import merge_stages, refine_boxes, relabel_boxes
 
 __all__ = ["MNCROIHeads", "check_mnc_config"]
 
@@ -110,6 +111,7 @@ class MNCROIHeads(StandardROIHeads):
         detach_mask: bool = True,
         mask_loss_weight: float = 1.0,
         refined_loss_weight: float = 1.0,
+        test_merge_stages: bool = True,
         **kwargs,
     ):
         """
@@ -122,6 +124,8 @@ class MNCROIHeads(StandardROIHeads):
             detach_mask: no gradient from the classification stage into the mask stage.
             mask_loss_weight: weight of the mask loss of stages 2 (and 4).
             refined_loss_weight: extra weight of every loss of stages 4-5.
+            test_merge_stages: 5 stages, inference: stage 3's and stage 5's candidates together
+                into the box inference (the paper), else stage 5's only.
             kwargs: as for :class:`StandardROIHeads`; the mask head (``layers`` giving
                 (R, 1, M, M) logits) and its pooler are required, and the box predictor must
                 read the box head's and the mask pathway's outputs concatenated.
@@ -141,6 +145,7 @@ class MNCROIHeads(StandardROIHeads):
         self.detach_mask = detach_mask
         self.mask_loss_weight = mask_loss_weight
         self.refined_loss_weight = refined_loss_weight
+        self.test_merge_stages = test_merge_stages
 
     @classmethod
     def from_config(cls, cfg, input_shape):
@@ -154,6 +159,7 @@ class MNCROIHeads(StandardROIHeads):
             detach_mask=mnc.DETACH_MASK,
             mask_loss_weight=mnc.MASK_LOSS_WEIGHT,
             refined_loss_weight=mnc.REFINED_LOSS_WEIGHT,
+            test_merge_stages=mnc.TEST_MERGE_STAGES,
         )
         return ret
 
@@ -247,7 +253,13 @@ class MNCROIHeads(StandardROIHeads):
         assert not self.training, "MNCROIHeads trains through forward()"
         _, predictions = self.mask_and_classify(features, proposals)
         if self.num_stages == 5:
-            proposals = refine_boxes(self.box_predictor, predictions, proposals)
-            _, predictions = self.mask_and_classify(features, proposals)
+            refined = refine_boxes(self.box_predictor, predictions, proposals)
+            _, refined_predictions = self.mask_and_classify(features, refined)
+            if self.test_merge_stages:
+                predictions, proposals = merge_stages(
+                    (predictions, proposals), (refined_predictions, refined)
+                )
+            else:
+                predictions, proposals = refined_predictions, refined
         detections, _ = self.box_predictor.inference(predictions, proposals)
         return detections
