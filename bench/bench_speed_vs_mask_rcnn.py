@@ -179,6 +179,10 @@ def _measure(variant, args, batch_size, queue):
         cfg.MODEL.DEEPMASK.TOPK_TEST = cfg.TEST.DETECTIONS_PER_IMAGE  # read by DeepMask only
     torch.manual_seed(0)
     model = build_model(cfg).train()
+    # The learning rate of a real run's first iterations (its warm-up starts at this factor):
+    # the time of a step does not depend on it, but the full rate on one random batch repeated
+    # for every step can diverge to NaN boxes (MNC's 5-stage cascade did at 0.02).
+    cfg.SOLVER.BASE_LR *= cfg.SOLVER.WARMUP_FACTOR
     optimizer = build_optimizer(cfg, model)
     gen = torch.Generator().manual_seed(0)
     batch = _batch(
