@@ -6,6 +6,11 @@ import sys
 import numpy as np
 import pytest
 
+from maskx_d2.data.datasets.synthetic import CLASS_PARTS as PARTS
+from maskx_d2.data.datasets.synthetic import SYNTHETIC_CLASSES, SYNTHETIC_MASK_CLASSES
+from maskx_d2.data.datasets.synthetic.classes import COLOUR_NAMES as COLOURS
+from maskx_d2.data.datasets.synthetic.classes import SHAPE_NAMES as SHAPES
+
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tools"))
 from class_weight_structure import (  # noqa: E402
     additive_prediction_cosine,
@@ -14,10 +19,7 @@ from class_weight_structure import (  # noqa: E402
     mean_cosine_by_relation,
 )
 
-SHAPES = ("circle", "ring", "cross", "bar")
-COLOURS = ("red", "yellow", "green", "blue")
-PARTS = [(s, c) for s in SHAPES for c in COLOURS]
-CHESS_A = [k for k, (s, c) in enumerate(PARTS) if (SHAPES.index(s) + COLOURS.index(c)) % 2 == 0]
+CHESS_A = [SYNTHETIC_CLASSES.index(name) for name in SYNTHETIC_MASK_CLASSES]
 
 
 def _additive(shape_scale=1.0, colour_scale=1.0, seed=0):

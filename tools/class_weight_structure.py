@@ -32,6 +32,7 @@ from detectron2.modeling import build_model
 
 from maskx_d2 import add_maskx_config
 from maskx_d2.checkpoint import MaskXCheckpointer
+from maskx_d2.data.datasets.synthetic import CLASS_PARTS, SYNTHETIC_CLASSES
 
 __all__ = ["additive_prediction_cosine", "explained_variance", "mean_cosine_by_relation"]
 
@@ -141,7 +142,12 @@ def main():
     for spec in args.run:
         name, _, output_dir = spec.partition("=")
         det, transferred, meta = class_weights(output_dir)
-        parts = [tuple(reversed(n.split("_"))) for n in meta.thing_classes]  # (shape, colour)
+        if list(meta.thing_classes) != SYNTHETIC_CLASSES:
+            raise ValueError(
+                f"{output_dir}: its test set's classes are not the synthetic shapes v2's "
+                f"({SYNTHETIC_CLASSES}), so they have no (shape, colour) parts"
+            )
+        parts = CLASS_PARTS  # (shape, colour) of each class, in contiguous id order
         ids = meta.thing_dataset_id_to_contiguous_id
         set_a = sorted(ids[i] for i in meta.mask_category_ids)
         shapes, colours = [p[0] for p in parts], [p[1] for p in parts]
