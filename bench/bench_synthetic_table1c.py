@@ -12,6 +12,14 @@ share of the class-agnostic -> oracle gap on B that the head closes (GT-box mIoU
     python bench/bench_synthetic_table1c.py --variants class-agnostic oracle --seeds 42
     python bench/bench_synthetic_table1c.py --iters 7000 --device cuda ...   # 10x, on a GPU
     python bench/bench_synthetic_table1c.py --report-only --work-dir ...     # re-tabulate
+    python bench/bench_synthetic_table1c.py --pretrained-backbone output/R18_shapes.pth \
+        --work-dir output/bench_table1c_v2_pretrained          # on the "ImageNet" stage
+
+``--pretrained-backbone PATH`` puts every run on the benchmark's "ImageNet" stage, as the paper's
+backbone starts from ImageNet: the checkpoint ``PATH`` (made once by
+tools/pretrain_synthetic_backbone.py with its default settings when it does not exist, then
+reused) becomes each run's ``MODEL.WEIGHTS``. Use a work dir of its own: the gap shares compare
+the runs of one work dir, which must share one footing.
 
 Runs that already finished (their metrics.json holds the final evaluation) are not trained
 again, so an interrupted bench resumes where it stopped. ``--jobs 2`` trains two runs at once
@@ -28,6 +36,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import torch
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 CONFIGS = "configs/Synthetic"
@@ -257,6 +266,59 @@ def _is_done(output_dir, variant):
         return False
 
 
+def _thread_env(threads):
+    """The environment of a child process limited to ``threads`` threads (None: inherited)."""
+    return dict(os.environ, OMP_NUM_THREADS=str(threads)) if threads else None
+
+
+def ensure_pretrained_backbone(path, threads=None, pretrain_args=()):
+    """Make the "ImageNet" stage's checkpoint at ``path`` unless it exists; returns ``path``.
+
+    Written under a temporary name and renamed when complete, so an interrupted pre-training
+    leaves no checkpoint that a later call would take for a finished one. The log goes beside
+    it (``path + ".log"``). ``pretrain_args``: extra options of the tool (tests shorten it).
+    """
+    if os.path.isfile(path):
+        return path
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    partial = path + ".partial"
+    cmd = [
+        sys.executable,
+        "tools/pretrain_synthetic_backbone.py",
+        "--output",
+        partial,
+        *pretrain_args,
+    ]
+    print(f"pre-training the backbone into {path} ...", file=sys.stderr, flush=True)
+    with open(path + ".log", "w") as log:
+        subprocess.run(
+            cmd,
+            cwd=ROOT,
+            check=True,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=_thread_env(threads),
+        )
+    os.replace(partial, path)
+    return path
+
+
+def describe_backbone(path):
+    """One sentence on the runs' backbone for the report: from scratch, or the checkpoint's
+    pre-training as recorded in it by tools/pretrain_synthetic_backbone.py."""
+    if not path:
+        return "ResNet-18 from scratch (stem and res2 frozen at their random initialisation)"
+    if not os.path.isfile(path):
+        return f'ResNet-18 from the "ImageNet" stage `{path}` (checkpoint not found)'
+    info = torch.load(path, map_location="cpu", weights_only=True).get("pretraining", {})
+    accuracy = info.get("held_out_accuracy", float("nan"))
+    return (
+        f'ResNet-18 from the "ImageNet" stage `{path}` ({info.get("task", "unknown task")}, '
+        f'{info.get("iters", "?")} iterations of {info.get("batch", "?")} images, held-out '
+        f"accuracy {accuracy:.1%}), stem and res2 frozen at it"
+    )
+
+
 def _train(key, seed, args):
     variant = VARIANTS[key]
     out = os.path.join(args.work_dir, f"seed{seed}", key)
@@ -289,7 +351,9 @@ def _train(key, seed, args):
             "SOLVER.CHECKPOINT_PERIOD",
             str(args.iters),
         ]
-    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads)) if args.threads else None
+    if args.pretrained_backbone:
+        cmd += ["MODEL.WEIGHTS", os.path.abspath(args.pretrained_backbone)]
+    env = _thread_env(args.threads)
     start = time.time()
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "stdout.log"), "w") as log:
@@ -377,7 +441,7 @@ def _ar_table(table, keys, dataset):
     )
 
 
-def report(work_dir, seeds, command, machine):
+def report(work_dir, seeds, command, machine, backbone=None):
     header = (
         "| method | seeds | " + " | ".join(h for h, _ in COLUMNS) + " | gap closed on B |\n"
         "|---|---|" + "---|" * len(COLUMNS) + "---|"
@@ -404,7 +468,8 @@ def report(work_dir, seeds, command, machine):
         + _ar_table(table, main_keys, MAIN_VAL)
         + f"\n\nCells: mean (min-max) over seeds {', '.join(map(str, seeds))}. Gap closed: "
         "(head - class-agnostic) / (oracle - class-agnostic) of the seed means of GT-box mIoU "
-        f"on B, to the better of the two oracles. Command: `{command}`; machine: {machine}.\n"
+        f"on B, to the better of the two oracles. Backbone: {describe_backbone(backbone)}. "
+        f"Command: `{command}`; machine: {machine}.\n"
     )
     return text
 
@@ -420,12 +485,20 @@ def main():
     parser.add_argument("--work-dir", default="output/bench_table1c_v2")
     parser.add_argument("--output", default=None, help="markdown file to write")
     parser.add_argument("--report-only", action="store_true", help="only tabulate --work-dir")
+    parser.add_argument(
+        "--pretrained-backbone",
+        default=None,
+        metavar="PATH",
+        help='the "ImageNet" stage checkpoint for every run (made there first when missing)',
+    )
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="extra config overrides")
     args = parser.parse_args()
     if args.jobs > 1 and args.threads is None:
         args.threads = max(1, (os.cpu_count() or 1) // args.jobs)
 
     if not args.report_only:
+        if args.pretrained_backbone:
+            ensure_pretrained_backbone(args.pretrained_backbone, args.threads)
         # The oracles first: every gap needs them. Seeds in the outer loop so that a partial
         # result already covers every variant.
         order = sorted(args.variants, key=lambda k: k not in ORACLES)
@@ -435,7 +508,7 @@ def main():
 
     command = "python bench/bench_synthetic_table1c.py " + " ".join(sys.argv[1:])
     machine = f"{platform.machine()}, {os.cpu_count()} cores, device={args.device}"
-    text = report(args.work_dir, args.seeds, command, machine)
+    text = report(args.work_dir, args.seeds, command, machine, args.pretrained_backbone)
     print(text)
     if args.output:
         with open(args.output, "w") as f:

@@ -138,3 +138,45 @@ def test_report_has_a_mask_ar_table_for_the_runs_that_measure_it(tmp_path):
     assert "transfer+MLP" not in recall  # no proposal recall in its metrics
     # The AP table still lists both.
     assert "| DeepMask, masks of A" in text.split("Proposal recall")[0]
+
+
+def test_pretrained_backbone_is_made_once_and_given_to_every_run(tmp_path, monkeypatch):
+    """--pretrained-backbone: the "ImageNet" stage is trained when its checkpoint is missing (a
+    shortened run of the real tool here), reused when present, and becomes each run's weights."""
+    path = str(tmp_path / "pretrained" / "R18_shapes.pth")
+    short = ("--iters", "2", "--batch", "4", "--size", "32", "--val", "8", "--warmup", "1")
+    assert bench.ensure_pretrained_backbone(path, 1, short) == path
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    assert checkpoint["pretraining"]["iters"] == 2
+    assert any(k.startswith("backbone.bottom_up.res5.") for k in checkpoint["model"])
+    assert (
+        not os.path.exists(path + ".partial") and "held-out accuracy" in open(path + ".log").read()
+    )
+
+    made = os.path.getmtime(path)
+    bench.ensure_pretrained_backbone(path, 1, short)  # present: not trained again
+    assert os.path.getmtime(path) == made
+    described = bench.describe_backbone(path)
+    assert '"ImageNet" stage' in described and "2 iterations of 4 images" in described
+    assert "from scratch" in bench.describe_backbone(None)
+    assert "not found" in bench.describe_backbone(str(tmp_path / "missing.pth"))
+
+    commands = []
+    monkeypatch.setattr(bench.subprocess, "run", lambda cmd, **kw: commands.append(cmd))
+    args = bench.argparse.Namespace(
+        work_dir=str(tmp_path / "work"),
+        device="cpu",
+        opts=[],
+        iters=None,
+        threads=1,
+        pretrained_backbone=path,
+    )
+    bench._train("transfer-mlp", 1, args)
+    cmd = commands[0]
+    assert cmd[cmd.index("MODEL.WEIGHTS") + 1] == os.path.abspath(path)
+    assert cmd[cmd.index("SEED") + 1] == "1"
+
+
+def test_report_names_the_backbone(tmp_path):
+    _write_metrics(os.path.join(str(tmp_path), "seed1", "transfer-mlp"), [_eval(60.0)])
+    assert "Backbone: ResNet-18 from scratch" in bench.report(str(tmp_path), [1], "cmd", "m")
