@@ -368,9 +368,13 @@ def describe_backbone(path):
     )
 
 
+def _run_dir(work_dir, seed, key):
+    return os.path.join(work_dir, f"seed{seed}", key)
+
+
 def _train(key, seed, args):
     variant = VARIANTS[key]
-    out = os.path.join(args.work_dir, f"seed{seed}", key)
+    out = _run_dir(args.work_dir, seed, key)
     if _is_done(out, variant):
         return key, seed, None
     test = "(" + "".join(f"'{d}'," for d in variant["test"]) + ")"
@@ -406,8 +410,12 @@ def _train(key, seed, args):
     start = time.time()
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "stdout.log"), "w") as log:
-        subprocess.run(cmd, cwd=ROOT, check=True, stdout=log, stderr=subprocess.STDOUT, env=env)
+        code = subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
     elapsed = time.time() - start
+    if getattr(code, "returncode", 0) != 0:
+        # One failed run (a diverged training, say) must not cost the others or the report.
+        print(f"{key} seed {seed}: FAILED, see {log.name}", file=sys.stderr, flush=True)
+        return key, seed, None
     print(f"{key} seed {seed}: {elapsed:.0f} s", file=sys.stderr, flush=True)
     return key, seed, elapsed
 
@@ -490,7 +498,9 @@ def _ar_table(table, keys, dataset):
     )
 
 
-def report(work_dir, seeds, command, machine, backbone=None):
+def report(work_dir, seeds, command, machine, backbone=None, failed=()):
+    """The markdown tables of the finished runs of ``work_dir``; ``failed``: (variant key, seed)
+    of runs that ended with an error, named at the end (their rows have fewer seeds)."""
     header = (
         "| method | seeds | " + " | ".join(h for h, _ in COLUMNS) + " | gap closed on B |\n"
         "|---|---|" + "---|" * len(COLUMNS) + "---|"
@@ -520,6 +530,9 @@ def report(work_dir, seeds, command, machine, backbone=None):
         f"on B, to the better of the two oracles. Backbone: {describe_backbone(backbone)}. "
         f"Command: `{command}`; machine: {machine}.\n"
     )
+    if failed:
+        runs = ", ".join(f"{VARIANTS[k]['label']} (seed {s})" for k, s in failed)
+        text += f"\nRuns that failed (their stdout.log says why), left out of the means: {runs}.\n"
     return text
 
 
@@ -545,6 +558,7 @@ def main():
     if args.jobs > 1 and args.threads is None:
         args.threads = max(1, (os.cpu_count() or 1) // args.jobs)
 
+    failed = []
     if not args.report_only:
         if args.pretrained_backbone:
             ensure_pretrained_backbone(args.pretrained_backbone, args.threads)
@@ -554,10 +568,13 @@ def main():
         jobs = [(key, seed) for seed in args.seeds for key in order]
         with ThreadPoolExecutor(args.jobs) as pool:
             list(pool.map(lambda job: _train(*job, args), jobs))
+        failed = [
+            (k, s) for k, s in jobs if not _is_done(_run_dir(args.work_dir, s, k), VARIANTS[k])
+        ]
 
     command = "python bench/bench_synthetic_table1c.py " + " ".join(sys.argv[1:])
     machine = f"{platform.machine()}, {os.cpu_count()} cores, device={args.device}"
-    text = report(args.work_dir, args.seeds, command, machine, args.pretrained_backbone)
+    text = report(args.work_dir, args.seeds, command, machine, args.pretrained_backbone, failed)
     print(text)
     if args.output:
         with open(args.output, "w") as f:

@@ -180,3 +180,29 @@ def test_pretrained_backbone_is_made_once_and_given_to_every_run(tmp_path, monke
 def test_report_names_the_backbone(tmp_path):
     _write_metrics(os.path.join(str(tmp_path), "seed1", "transfer-mlp"), [_eval(60.0)])
     assert "Backbone: ResNet-18 from scratch" in bench.report(str(tmp_path), [1], "cmd", "m")
+
+
+def test_a_failed_run_costs_neither_the_other_runs_nor_the_report(tmp_path, monkeypatch):
+    """A run whose training fails (a diverged 5-stage MNC, say) is reported as failed; the bench
+    trains the rest and still writes the table of what finished."""
+    work = str(tmp_path)
+    trained = []
+
+    def fake_run(cmd, **kwargs):
+        out = cmd[cmd.index("OUTPUT_DIR") + 1]
+        trained.append(out)
+        if out.endswith("class-agnostic"):
+            return bench.subprocess.CompletedProcess(cmd, 1)
+        _write_metrics(out, [_eval(60.0)])
+        return bench.subprocess.CompletedProcess(cmd, 0)
+
+    monkeypatch.setattr(bench.subprocess, "run", fake_run)
+    output = str(tmp_path / "table.md")
+    argv = ["bench", "--seeds", "1", "--variants", "class-agnostic", "transfer-mlp"]
+    monkeypatch.setattr(bench.sys, "argv", argv + ["--work-dir", work, "--output", output])
+    bench.main()
+    assert len(trained) == 2
+    text = open(output).read()
+    assert "| transfer+MLP, cls+box (main job) | 1 |" in text
+    failed = text.split("Runs that failed")[1]
+    assert failed.strip().endswith("left out of the means: class-agnostic (seed 1).")
