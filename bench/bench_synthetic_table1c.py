@@ -64,6 +64,16 @@ HOURGLASS = (
     "MODEL.ROI_MASK_HEAD.POOLER_RESOLUTION",
     "14",
 )
+# detectron2's per-parameter gradient-norm clipping, far above the norms of a stable run (under
+# 30 in MNC's first 130 iterations): a guard against a diverging step, not a regulariser.
+CLIP_50 = (
+    "SOLVER.CLIP_GRADIENTS.ENABLED",
+    "True",
+    "SOLVER.CLIP_GRADIENTS.CLIP_TYPE",
+    "norm",
+    "SOLVER.CLIP_GRADIENTS.CLIP_VALUE",
+    "50.0",
+)
 # The class activation prior's config is the main job's; these make its head class-agnostic.
 CLASS_AGNOSTIC = (
     "MODEL.MASKX.MASK_PREDICTOR",
@@ -196,6 +206,16 @@ VARIANTS = {
         test=(MAIN_VAL, SHIFTED_VAL),
         split="both",
     ),
+    # Without clipping, seeds 1 and 2 of the row above diverged (docs/other_systems.md).
+    "mnc-5stage-oracle-clipped": _variant(
+        "MNC 5-stage, every class with masks, gradients clipped (norm 50 per parameter)",
+        "mnc_oracle_R_18_FPN_synthetic.yaml",
+        "MODEL.MNC.NUM_STAGES",
+        "5",
+        *CLIP_50,
+        test=(MAIN_VAL, SHIFTED_VAL),
+        split="both",
+    ),
     # DeepMask: class-agnostic segment proposals; its AR table row is the one to read.
     "deepmask": _variant(
         "DeepMask, masks of A, score on every box", "deepmask_R_18_synthetic.yaml"
@@ -258,6 +278,7 @@ OTHER_SYSTEMS = [
     "mnc-no-mask-pooling",
     "mnc-oracle",
     "mnc-5stage-oracle",
+    "mnc-5stage-oracle-clipped",
     "deepmask",
     "deepmask20",
     "deepmask-oracle",
@@ -266,6 +287,7 @@ FULLY_SUPERVISED = ORACLES + [
     "blendmask-oracle",
     "mnc-oracle",
     "mnc-5stage-oracle",
+    "mnc-5stage-oracle-clipped",
     "deepmask-oracle",
 ]
 COLUMNS = [  # (header, result key)
