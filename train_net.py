@@ -128,10 +128,22 @@ def setup(args):
     return cfg
 
 
-def main(args):
+def prepare(args):
+    """Register the user's datasets (``--dataset-module``), then the frozen config of ``args``."""
     for spec in args.dataset_module:
         import_dataset_module(spec)
-    cfg = setup(args)
+    return setup(args)
+
+
+def build_trainer(cfg, args):
+    """The Trainer of ``cfg``, its weights loaded or its run resumed as ``args`` says."""
+    trainer = Trainer(cfg)
+    trainer.resume_or_load(resume=args.resume)
+    return trainer
+
+
+def main(args):
+    cfg = prepare(args)
     if args.eval_only:
         model = Trainer.build_model(cfg)
         MaskXCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(
@@ -141,9 +153,7 @@ def main(args):
         if comm.is_main_process():
             verify_results(cfg, results)
         return results
-    trainer = Trainer(cfg)
-    trainer.resume_or_load(resume=args.resume)
-    return trainer.train()
+    return build_trainer(cfg, args).train()
 
 
 def argument_parser():

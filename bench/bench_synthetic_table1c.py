@@ -424,9 +424,9 @@ def _train(key, seed, args):
     start = time.time()
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "stdout.log"), "w") as log:
-        code = subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
+        result = subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
     elapsed = time.time() - start
-    if getattr(code, "returncode", 0) != 0:
+    if result.returncode != 0:
         # One failed run (a diverged training, say) must not cost the others or the report.
         print(f"{key} seed {seed}: FAILED, see {log.name}", file=sys.stderr, flush=True)
         return key, seed, None

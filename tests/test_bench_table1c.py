@@ -162,7 +162,12 @@ def test_pretrained_backbone_is_made_once_and_given_to_every_run(tmp_path, monke
     assert "not found" in bench.describe_backbone(str(tmp_path / "missing.pth"))
 
     commands = []
-    monkeypatch.setattr(bench.subprocess, "run", lambda cmd, **kw: commands.append(cmd))
+
+    def fake_run(cmd, **kwargs):
+        commands.append(cmd)
+        return bench.subprocess.CompletedProcess(cmd, 0)
+
+    monkeypatch.setattr(bench.subprocess, "run", fake_run)
     args = bench.argparse.Namespace(
         work_dir=str(tmp_path / "work"),
         device="cpu",

@@ -80,11 +80,7 @@ def main(argv=None):
     args = train_net.argument_parser().parse_args(argv)
     if args.eval_only or args.num_gpus > 1:
         raise SystemExit("gradient_norm_log.py trains in one process: no --eval-only/--num-gpus")
-    for spec in args.dataset_module:
-        train_net.import_dataset_module(spec)
-    cfg = train_net.setup(args)
-    trainer = train_net.Trainer(cfg)
-    trainer.resume_or_load(resume=args.resume)
+    trainer = train_net.build_trainer(train_net.prepare(args), args)
     log_gradient_norms(trainer.model, trainer.optimizer)
     return trainer.train()
 
