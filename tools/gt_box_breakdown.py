@@ -1,6 +1,6 @@
 #!/usr/bin/env python
-"""Mean mask IoU on ground-truth boxes, per set (A/B) and per role in the scene, of trained
-models on a synthetic shapes v2 evaluation set: which objects does each head get wrong?
+"""Mean mask IoU on ground-truth boxes, per set (A/B) and per role in the scene or per class, of
+trained models on a synthetic shapes v2 evaluation set: which objects does each head get wrong?
 
     python tools/gt_box_breakdown.py --run transfer-mlp=output/synthetic/maskx_mlp \\
         --run class-agnostic=output/table1c_v2/seed42/class-agnostic
@@ -11,7 +11,9 @@ Each ``--run NAME=DIR`` is a train_net.py output folder: its ``config.yaml`` and
 Roles (annotation field ``synthetic_role``): ``single`` (alone), ``front`` and ``back`` (the
 two objects of a stack). Each model is evaluated exactly as train_net.py does (GT-box
 inference, the A/B evaluator); the per-instance IoUs are regrouped here. Cells: mean IoU x 100
-over the instances (count in the header). Prints a markdown table.
+over the instances (count in the header). ``--by class`` gives one row per class instead (for
+the appearance-shifted split: ``--dataset synthetic_shapes_v2_shifted_val --by class``).
+Prints a markdown table.
 """
 
 import argparse
@@ -65,34 +67,79 @@ def instance_ious(output_dir, dataset, opts):
     return ious
 
 
+def set_of(annotation, mask_ids) -> str:
+    """ "A" if the instance's class has masks in the split, else "B"."""
+    return "A" if annotation["category_id"] in mask_ids else "B"
+
+
+def groups_of(annotations, mask_ids, category_names, by):
+    """The groups of the table, in order, and the group of each annotation.
+
+    ``by="role"``: (set, role in the scene); ``by="class"``: (set, class name), A's classes first.
+    Returns ``(groups, group_of)`` with ``group_of(annotation) -> group``.
+    """
+    if by == "role":
+        groups = [(s, role) for s in ("A", "B") for role in ROLES]
+        return groups, lambda a: (set_of(a, mask_ids), a.get("synthetic_role"))
+    if by == "class":
+        present = {a["category_id"] for a in annotations.values()}
+        groups = sorted((set_of({"category_id": c}, mask_ids), category_names[c]) for c in present)
+        return groups, lambda a: (set_of(a, mask_ids), category_names[a["category_id"]])
+    raise ValueError(f"--by must be 'role' or 'class', got {by!r}")
+
+
+def breakdown_table(per_model_ious, annotations, groups, group_of, by="role") -> str:
+    """Markdown table of mean IoU x 100 per group.
+
+    ``per_model_ious``: [(model name, {ann_id: IoU})]. By role the models are rows and the 6
+    groups columns; by class (16 groups) it is transposed to stay readable.
+    """
+    counts = defaultdict(int)
+    for a in annotations.values():
+        counts[group_of(a)] += 1
+    cells = {}
+    for name, ious in per_model_ious:
+        per_group = defaultdict(list)
+        for ann_id, iou in ious.items():
+            per_group[group_of(annotations[ann_id])].append(iou)
+        for g in groups:
+            cells[name, g] = f"{100 * np.mean(per_group[g]):.1f}" if per_group[g] else "-"
+    names = [name for name, _ in per_model_ious]
+    if by == "role":
+        header = " | ".join(f"{s} {part} ({counts[(s, part)]})" for s, part in groups)
+        lines = [f"| model | {header} |", "|---|" + "---|" * len(groups)]
+        lines += [f"| {n} | " + " | ".join(cells[n, g] for g in groups) + " |" for n in names]
+    else:
+        lines = [f"| class | set | instances | {' | '.join(names)} |"]
+        lines.append("|---|---|---|" + "---|" * len(names))
+        for g in groups:
+            row = " | ".join(cells[n, g] for n in names)
+            lines.append(f"| {g[1]} | {g[0]} | {counts[g]} | {row} |")
+    return "\n".join(lines)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--run", action="append", required=True, help="NAME=OUTPUT_DIR")
     parser.add_argument("--dataset", default="synthetic_shapes_v2_val")
+    parser.add_argument(
+        "--by", choices=("role", "class"), default="role", help="group instances by"
+    )
     parser.add_argument("opts", nargs=argparse.REMAINDER)
     args = parser.parse_args()
     setup_logger(name="maskx_d2")
     DatasetCatalog.get(args.dataset)  # generates the data if needed, sets the metadata
     meta = MetadataCatalog.get(args.dataset)
     with open(meta.json_file) as f:
-        annotations = {a["id"]: a for a in json.load(f)["annotations"]}
-    mask_ids = set(meta.mask_category_ids)
-    groups = [(s, role) for s in ("A", "B") for role in ROLES]
-    counts = defaultdict(int)
-    for a in annotations.values():
-        counts[("A" if a["category_id"] in mask_ids else "B", a.get("synthetic_role"))] += 1
-    header = " | ".join(f"{s} {role} ({counts[(s, role)]})" for s, role in groups)
-    lines = [f"| model | {header} |", "|---|" + "---|" * len(groups)]
+        coco = json.load(f)
+    annotations = {a["id"]: a for a in coco["annotations"]}
+    category_names = {c["id"]: c["name"] for c in coco["categories"]}
+    groups, group_of = groups_of(annotations, set(meta.mask_category_ids), category_names, args.by)
+    per_model_ious = []
     for spec in args.run:
         name, output_dir = spec.split("=", 1)
-        per_group = defaultdict(list)
-        for ann_id, iou in instance_ious(output_dir, args.dataset, args.opts).items():
-            a = annotations[ann_id]
-            group = ("A" if a["category_id"] in mask_ids else "B", a.get("synthetic_role"))
-            per_group[group].append(iou)
-        cells = [f"{100 * np.mean(per_group[g]):.1f}" if per_group[g] else "-" for g in groups]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    print("\n".join(lines))
+        per_model_ious.append((name, instance_ious(output_dir, args.dataset, args.opts)))
+    print(breakdown_table(per_model_ious, annotations, groups, group_of, args.by))
 
 
 if __name__ == "__main__":
