@@ -83,6 +83,11 @@ def _variant(label, config, *opts, test=(MAIN_VAL,), split="main"):
     }
 
 
+def _shifted_variant(label, config, *opts):
+    """A variant trained and evaluated on the appearance-shifted split (B's colours not in A)."""
+    return _variant(label, config, *SHIFTED_TRAIN, *opts, test=(SHIFTED_VAL,), split="shifted")
+
+
 # key: what is trained. The oracles are evaluated on both splits' validation sets: a model with
 # the masks of every class is the same for both, only the grouping of classes into A and B
 # differs. The gap is measured to the stronger oracle (by GT-box mIoU on B).
@@ -228,44 +233,29 @@ VARIANTS = {
         test=(MAIN_VAL, SHIFTED_VAL),
         split="both",
     ),
-    "shifted-class-agnostic": _variant(
+    "shifted-class-agnostic": _shifted_variant(
         "class-agnostic",
         "class_agnostic_R_18_FPN_synthetic.yaml",
-        *SHIFTED_TRAIN,
-        test=(SHIFTED_VAL,),
-        split="shifted",
     ),
-    "shifted-transfer-mlp": _variant(
+    "shifted-transfer-mlp": _shifted_variant(
         "transfer+MLP, cls+box",
         "maskx_R_18_FPN_synthetic.yaml",
-        *SHIFTED_TRAIN,
-        test=(SHIFTED_VAL,),
-        split="shifted",
     ),
-    "shifted-transfer-mlp-boxinst": _variant(
+    "shifted-transfer-mlp-boxinst": _shifted_variant(
         "transfer+MLP + BoxInst losses on B's boxes",
         "maskx_R_18_FPN_synthetic.yaml",
-        *SHIFTED_TRAIN,
         *BOXINST,
-        test=(SHIFTED_VAL,),
-        split="shifted",
     ),
-    "shifted-transfer-mlp-projection": _variant(
+    "shifted-transfer-mlp-projection": _shifted_variant(
         "transfer+MLP + projection loss on B's boxes",
         "maskx_R_18_FPN_synthetic.yaml",
-        *SHIFTED_TRAIN,
         *PROJECTION,
-        test=(SHIFTED_VAL,),
-        split="shifted",
     ),
-    "shifted-transfer-mlp-projection-gt-boxes": _variant(
+    "shifted-transfer-mlp-projection-gt-boxes": _shifted_variant(
         "transfer+MLP + projection loss + mask training on proposals and GT boxes",
         "maskx_R_18_FPN_synthetic.yaml",
-        *SHIFTED_TRAIN,
         *PROJECTION,
         *GT_BOXES,
-        test=(SHIFTED_VAL,),
-        split="shifted",
     ),
 }
 PARTIAL = ["transfer-cls", "transfer-box", "transfer", "transfer-mlp"]
