@@ -67,9 +67,9 @@ def instance_ious(output_dir, dataset, opts):
     return ious
 
 
-def set_of(annotation, mask_ids) -> str:
-    """ "A" if the instance's class has masks in the split, else "B"."""
-    return "A" if annotation["category_id"] in mask_ids else "B"
+def set_of(category_id, mask_ids) -> str:
+    """ "A" if the class has masks in the split, else "B"."""
+    return "A" if category_id in mask_ids else "B"
 
 
 def groups_of(annotations, mask_ids, category_names, by):
@@ -80,11 +80,14 @@ def groups_of(annotations, mask_ids, category_names, by):
     """
     if by == "role":
         groups = [(s, role) for s in ("A", "B") for role in ROLES]
-        return groups, lambda a: (set_of(a, mask_ids), a.get("synthetic_role"))
+        return groups, lambda a: (set_of(a["category_id"], mask_ids), a.get("synthetic_role"))
     if by == "class":
         present = {a["category_id"] for a in annotations.values()}
-        groups = sorted((set_of({"category_id": c}, mask_ids), category_names[c]) for c in present)
-        return groups, lambda a: (set_of(a, mask_ids), category_names[a["category_id"]])
+        groups = sorted((set_of(c, mask_ids), category_names[c]) for c in present)
+        return groups, lambda a: (
+            set_of(a["category_id"], mask_ids),
+            category_names[a["category_id"]],
+        )
     raise ValueError(f"--by must be 'role' or 'class', got {by!r}")
 
 
