@@ -35,6 +35,7 @@ schedule on 1 and 8 GPUs from the measured times (see schedule_estimate.py for t
 import argparse
 import multiprocessing as mp
 import resource
+import sys
 import time
 
 import numpy as np
@@ -318,12 +319,19 @@ def main():
     # Rounds interleave the variants and the median is reported, so drift of a shared machine
     # over the run does not favour whichever variant ran at a quiet moment.
     runs = {v: [] for v in args.variants}
-    for _ in range(args.rounds):
+    for round_index in range(args.rounds):
         for variant in args.variants:
             result = _run_variant(ctx, variant, args, batch_size)
             if result is None:
                 raise SystemExit(f"{variant} ran out of memory at batch {batch_size}")
             runs[variant].append(result)
+            # Each measurement as it comes, so a run stopped at a time limit still tells.
+            print(
+                f"round {round_index + 1} {variant}: train {result[0]:.1f} ms/it, peak "
+                f"{result[1]:.1f} MB, infer {result[2]:.1f} ms/img",
+                file=sys.stderr,
+                flush=True,
+            )
     results = {v: tuple(float(np.median(col)) for col in zip(*r)) for v, r in runs.items()}
     print(
         f"config={args.config} device={_device_name(args.device)} batch={batch_size} "
