@@ -34,6 +34,7 @@ import glob
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -195,6 +196,8 @@ def table(args, log):
     work = os.path.join(ROOT, "output", "device_table1c_v2")
     probe_dir = os.path.join(ROOT, "output", "device_probe")
     probe_seeds = list(range(1000, 1000 + args.jobs))
+    # A probe left by an earlier call on a still-warm machine would be taken as finished.
+    shutil.rmtree(probe_dir, ignore_errors=True)
     start = time.time()
     run(
         table_command(args, args.probe_iters, probe_seeds, ["transfer-mlp"], probe_dir, threads),
