@@ -35,6 +35,7 @@ import json
 import math
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tarfile
@@ -83,11 +84,8 @@ def seconds_per_iteration(metrics_path, skip=1):
             record = json.loads(line)
             if "time" in record:
                 times.append(record["time"])
-    times = sorted(times[skip:] or times)
-    if not times:
-        return None
-    middle = len(times) // 2
-    return times[middle] if len(times) % 2 else (times[middle - 1] + times[middle]) / 2
+    times = times[skip:] or times
+    return statistics.median(times) if times else None
 
 
 def fit_iterations(sec_per_iter, overhead_s, waves, budget_s, target=TEN_X, unit=MAIN_JOB_ITERS):
