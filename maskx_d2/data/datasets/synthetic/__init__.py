@@ -13,6 +13,10 @@ classes, B = the green and blue ones, so no box-only class shares a colour with 
 masks. It measures something else (whether masks carry across appearances) and is reported as
 its own row.
 
+The twelve-class split, again the same images, gives masks to 12 classes and boxes only to 4
+(one of each shape and colour, all in the main split's B): does transfer, learnt from more
+classes, carry more to B?
+
 Data is generated in COCO format under ``$DETECTRON2_DATASETS/synthetic_shapes_v2/<split>/``
 (default root ``datasets``) on first load and reused afterwards (:mod:`.generate`).
 docs/synthetic_shapes_v2.md describes the design with a picture and per-class numbers.
@@ -25,7 +29,8 @@ Registered datasets (lazy; nothing is generated at import):
   - ``synthetic_shapes_v2_train_full``: the same images with masks of all 16 classes (oracle);
   - ``synthetic_shapes_v2_val``: 200 other images, full ground truth (A named in metadata);
   - ``synthetic_shapes_v2_val_mini``: 16 images for quick pipeline checks;
-  - ``synthetic_shapes_v2_shifted_train`` / ``_val``: the appearance-shifted split.
+  - ``synthetic_shapes_v2_shifted_train`` / ``_val``: the appearance-shifted split;
+  - ``synthetic_shapes_v2_a12_train`` / ``_val``: the twelve-class split.
 """
 
 import functools
@@ -34,6 +39,7 @@ from typing import Dict, Optional
 
 from ...coco_json import register_partially_supervised_coco_json
 from .classes import (
+    A12_MASK_CLASSES,
     CLASS_PARTS,
     SHIFTED_MASK_CLASSES,
     SYNTHETIC_CLASSES,
@@ -43,6 +49,7 @@ from .generate import DATASET_FOLDER, generate_synthetic_shapes, mask_to_polygon
 from .scene import SceneParams
 
 __all__ = [
+    "A12_MASK_CLASSES",
     "CLASS_PARTS",
     "SHIFTED_MASK_CLASSES",
     "SYNTHETIC_CLASSES",
@@ -63,6 +70,8 @@ _PREDEFINED_SPLITS = {
     "synthetic_shapes_v2_val_mini": ("val_mini", 16, 2, SYNTHETIC_MASK_CLASSES, False),
     "synthetic_shapes_v2_shifted_train": ("train", 1000, 0, SHIFTED_MASK_CLASSES, True),
     "synthetic_shapes_v2_shifted_val": ("val", 200, 1, SHIFTED_MASK_CLASSES, False),
+    "synthetic_shapes_v2_a12_train": ("train", 1000, 0, A12_MASK_CLASSES, True),
+    "synthetic_shapes_v2_a12_val": ("val", 200, 1, A12_MASK_CLASSES, False),
 }
 
 

@@ -8,6 +8,7 @@ board split gives A and B the same number of classes of every shape and of every
 from .scene import PALETTE
 
 __all__ = [
+    "A12_MASK_CLASSES",
     "CLASS_PARTS",
     "COLOUR_NAMES",
     "SHAPE_NAMES",
@@ -36,4 +37,13 @@ SYNTHETIC_MASK_CLASSES = [
 # Set A of the appearance-shifted split: two colours have masks, the other two boxes only.
 SHIFTED_MASK_CLASSES = [
     name for name, (_, colour) in zip(SYNTHETIC_CLASSES, CLASS_PARTS) if colour in ("red", "yellow")
+]
+# Set A of the twelve-class split: every class has masks except one of each shape and of each
+# colour (colour index = shape index + 1 mod 4), so T learns from 12 classes instead of 8. Those
+# four box-only classes are all in the main split's B, so their masks can be compared between
+# the two splits class by class.
+A12_MASK_CLASSES = [
+    name
+    for name, (shape, colour) in zip(SYNTHETIC_CLASSES, CLASS_PARTS)
+    if COLOUR_NAMES.index(colour) != (SHAPE_NAMES.index(shape) + 1) % len(COLOUR_NAMES)
 ]
