@@ -98,6 +98,21 @@ def test_report_gives_mean_spread_and_gap_share(tmp_path):
     # The shifted table has the oracle regrouped by the shifted split, and no other run yet.
     shifted = text.split("Appearance-shifted")[1]
     assert "71.0 (70.0-72.0)" in shifted and "transfer+MLP" not in shifted
+    assert "Twelve-class split" not in text  # no run of it: no empty table
+
+
+def test_report_has_a_twelve_class_table_without_a_gap_share(tmp_path):
+    work = str(tmp_path)
+    _write_metrics(os.path.join(work, "seed1", "a12-class-agnostic"), [_eval(50.0)])
+    _write_metrics(os.path.join(work, "seed1", "a12-transfer-mlp"), [_eval(58.0)])
+    _write_metrics(os.path.join(work, "seed1", "transfer-mlp"), [_eval(40.0)])
+    text = bench.report(work, [1], "cmd", "machine")
+    a12 = text.split("Twelve-class split")[1]
+    rows = [line for line in a12.splitlines() if "12 classes with masks |" in line]
+    assert len(rows) == 2 and "| 58.0 |" in rows[1]
+    # Its oracle is not evaluated on that split, so no share of the gap is claimed.
+    assert rows[1].endswith("| - |")
+    assert "(main job)" not in a12  # the main split's run stays in the main table
 
 
 @pytest.mark.parametrize("key", list(bench.VARIANTS))

@@ -13,6 +13,7 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 from pycocotools import mask as mask_util
 
 from maskx_d2.data.datasets.synthetic import (
+    A12_MASK_CLASSES,
     CLASS_PARTS,
     SHIFTED_MASK_CLASSES,
     SYNTHETIC_CLASSES,
@@ -139,6 +140,16 @@ def test_shifted_split_gives_b_colours_that_a_never_has():
     assert {s for s, _ in a} == {s for s, _ in b} == set(SHAPE_NAMES)
 
 
+def test_twelve_class_split_leaves_one_class_of_each_shape_and_colour_to_b():
+    a = _parts(A12_MASK_CLASSES)
+    b = _parts(set(SYNTHETIC_CLASSES) - set(A12_MASK_CLASSES))
+    assert len(a) == 12 and len(b) == 4
+    assert sorted(s for s, _ in b) == sorted(SHAPE_NAMES)
+    assert sorted(c for _, c in b) == sorted(COLOUR_NAMES)
+    # All in the main split's B, so the two splits compare on the same box-only classes.
+    assert not (set(SYNTHETIC_CLASSES) - set(A12_MASK_CLASSES)) & set(SYNTHETIC_MASK_CLASSES)
+
+
 def test_stacks_of_one_colour_are_refused():
     with pytest.raises(ValueError, match="two colours"):
         red_circle, red_ring = (CLASS_PARTS.index((s, "red")) for s in ("circle", "ring"))
@@ -223,6 +234,15 @@ def test_dataset_root_expands_the_home_directory(tmp_path, monkeypatch):
 
 
 def test_default_datasets_are_registered():
-    for split in ("train", "train_full", "val", "val_mini", "shifted_train", "shifted_val"):
+    for split in (
+        "train",
+        "train_full",
+        "val",
+        "val_mini",
+        "shifted_train",
+        "shifted_val",
+        "a12_train",
+        "a12_val",
+    ):
         assert f"synthetic_shapes_v2_{split}" in DatasetCatalog.list()
     assert len(MetadataCatalog.get("synthetic_shapes_v2_train").mask_category_ids) == 8
