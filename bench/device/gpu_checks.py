@@ -103,15 +103,14 @@ def fit_iterations(sec_per_iter, overhead_s, waves, budget_s, target=TEN_X, unit
     return int(fitting // unit) * unit
 
 
-def child_env(threads=None):
-    """Environment of the benches: the packed site and the checkout on the path."""
+def child_env():
+    """Environment of the benches: the packed site and the checkout on the path. Threads are
+    left to the benches (bench_synthetic_table1c.py gives each of its --jobs a share)."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     env.setdefault("DETECTRON2_DATASETS", os.path.join(ROOT, "datasets"))
     env["PYTHONPATH"] = os.pathsep.join(
         p for p in (SITE, ROOT, os.environ.get("PYTHONPATH")) if p and os.path.exists(p)
     )
-    if threads:
-        env["OMP_NUM_THREADS"] = str(threads)
     return env
 
 
@@ -128,7 +127,7 @@ class Log:
             f.write(line + "\n")
 
 
-def run(cmd, log, timeout=None, output=None, threads=None):
+def run(cmd, log, timeout=None, output=None):
     """Runs ``cmd`` in the checkout; its output goes to ``output`` (a path) or the log."""
     log("$", " ".join(cmd))
     start = time.time()
@@ -137,7 +136,7 @@ def run(cmd, log, timeout=None, output=None, threads=None):
             code = subprocess.run(
                 cmd,
                 cwd=ROOT,
-                env=child_env(threads),
+                env=child_env(),
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 timeout=timeout,
