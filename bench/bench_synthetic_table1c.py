@@ -78,7 +78,7 @@ CLASS_AGNOSTIC = (
 def _variant(label, config, *opts, test=(MAIN_VAL,), split="main"):
     return {
         "label": label,
-        "config": f"{CONFIGS}/{config}",
+        "config": config and f"{CONFIGS}/{config}",
         "opts": list(opts),
         "test": test,
         "split": split,
@@ -93,6 +93,12 @@ def _shifted_variant(label, config, *opts):
 def _a12_variant(label, config, *opts):
     """A variant trained and evaluated on the twelve-class split (4 box-only classes)."""
     return _variant(label, config, *A12_TRAIN, *opts, test=(A12_VAL,), split="a12")
+
+
+def _evaluation_variant(label, source, dataset):
+    """Not trained: the seed's run of ``source`` evaluated on ``dataset`` (bench/evaluate_run.py).
+    For an oracle on another split: its model does not depend on the split."""
+    return dict(_variant(label, None, test=(dataset,), split=dataset), evaluates=source)
 
 
 # key: what is trained. The oracles are evaluated on both splits' validation sets: a model with
@@ -279,6 +285,9 @@ VARIANTS = {
     "a12-transfer-mlp": _a12_variant(
         "transfer+MLP, cls+box, 12 classes with masks", "maskx_R_18_FPN_synthetic.yaml"
     ),
+    "a12-oracle-maskx": _evaluation_variant(
+        "oracle: transfer+MLP, every class with masks", "oracle-maskx", A12_VAL
+    ),
 }
 PARTIAL = ["transfer-cls", "transfer-box", "transfer", "transfer-mlp"]
 BEYOND = [
@@ -319,6 +328,7 @@ OTHER_SYSTEMS = [
     "deepmask-oracle",
 ]
 FULLY_SUPERVISED = ORACLES + [
+    "a12-oracle-maskx",
     "blendmask-oracle",
     "mnc-oracle",
     "mnc-5stage-oracle",
@@ -429,6 +439,27 @@ def _run_dir(work_dir, seed, key):
     return os.path.join(work_dir, f"seed{seed}", key)
 
 
+def _evaluate(key, seed, args):
+    """Runs an evaluation variant: the seed's run of its source, evaluated on its test set."""
+    variant = VARIANTS[key]
+    out = _run_dir(args.work_dir, seed, key)
+    source = _run_dir(args.work_dir, seed, variant["evaluates"])
+    if _is_done(out, variant):
+        return
+    if not _is_done(source, VARIANTS[variant["evaluates"]]):
+        print(f"{key} seed {seed}: skipped, {source} has not finished", file=sys.stderr)
+        return
+    os.makedirs(out, exist_ok=True)
+    cmd = [sys.executable, "bench/evaluate_run.py", "--run", source, "--output", out]
+    cmd += ["--dataset", variant["test"][0], "--device", args.device]
+    with open(os.path.join(out, "stdout.log"), "w") as log:
+        result = subprocess.run(
+            cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=_thread_env(args.threads)
+        )
+    state = "FAILED, see " + log.name if result.returncode else "evaluated"
+    print(f"{key} seed {seed}: {state}", file=sys.stderr, flush=True)
+
+
 def _train(key, seed, args):
     variant = VARIANTS[key]
     out = _run_dir(args.work_dir, seed, key)
@@ -512,10 +543,13 @@ def gap_closed(head, agnostic, oracle):
     return (head - agnostic) / gap if gap > 0 else float("nan")
 
 
-def _rows(table, keys, dataset, agnostic_key):
+def _rows(table, keys, dataset, agnostic_key, oracle_keys=ORACLES):
     """Markdown rows of ``keys`` on ``dataset``, each partially supervised head with the share
-    of the class-agnostic -> oracle gap it closes (oracle: the better one on GT-box mIoU B)."""
-    oracles = [_stats(table[(k, dataset)][GAP_KEY])[1] for k in ORACLES if (k, dataset) in table]
+    of the class-agnostic -> oracle gap it closes (oracle: the better of ``oracle_keys`` on
+    GT-box mIoU B)."""
+    oracles = [
+        _stats(table[(k, dataset)][GAP_KEY])[1] for k in oracle_keys if (k, dataset) in table
+    ]
     oracle = max(oracles) if oracles else float("nan")
     agnostic = table.get((agnostic_key, dataset), {}).get(GAP_KEY)
     lines = []
@@ -556,10 +590,10 @@ def _ar_table(table, keys, dataset):
 
 
 def _a12_table(table, header):
-    """The twelve-class split's rows ("" when none ran). No oracle is evaluated on that split,
-    so no share of the gap: an oracle's B there is its mIoU on the 4 classes, per class
-    (tools/gt_box_breakdown.py --dataset synthetic_shapes_v2_a12_val --by class)."""
-    rows = _rows(table, ["a12-class-agnostic", "a12-transfer-mlp"], A12_VAL, "a12-class-agnostic")
+    """The twelve-class split's rows ("" when none ran); the gap is to the oracle of the main
+    table evaluated on this split (bench key a12-oracle-maskx)."""
+    keys = ["a12-class-agnostic", "a12-transfer-mlp", "a12-oracle-maskx"]
+    rows = _rows(table, keys, A12_VAL, "a12-class-agnostic", oracle_keys=["a12-oracle-maskx"])
     if not rows:
         return ""
     return (
@@ -636,11 +670,18 @@ def main():
         # The oracles first: every gap needs them. Seeds in the outer loop so that a partial
         # result already covers every variant.
         order = sorted(args.variants, key=lambda k: k not in ORACLES)
-        jobs = [(key, seed) for seed in args.seeds for key in order]
+        trained = [k for k in order if "evaluates" not in VARIANTS[k]]
+        jobs = [(key, seed) for seed in args.seeds for key in trained]
         with ThreadPoolExecutor(args.jobs) as pool:
             list(pool.map(lambda job: _train(*job, args), jobs))
+        # Evaluations of trained runs on other splits, once every training has ended.
+        evaluations = [(k, s) for s in args.seeds for k in order if k not in trained]
+        for key, seed in evaluations:
+            _evaluate(key, seed, args)
         failed = [
-            (k, s) for k, s in jobs if not _is_done(_run_dir(args.work_dir, s, k), VARIANTS[k])
+            (k, s)
+            for k, s in jobs + evaluations
+            if not _is_done(_run_dir(args.work_dir, s, k), VARIANTS[k])
         ]
 
     command = "python bench/bench_synthetic_table1c.py " + " ".join(sys.argv[1:])

@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import sys
 
 import pytest
 from pipeline_fixtures import INSTANT
@@ -127,3 +128,23 @@ def test_ground_truth_box_training_and_box_supervision_train_and_evaluate(tmp_pa
         logged = [json.loads(line) for line in f if '"total_loss"' in line]
     assert logged and all(r["loss_mask_projection"] >= 0 for r in logged)
     assert all(r["loss_mask_pairwise"] >= 0 for r in logged)
+
+
+def test_a_run_evaluated_on_another_set_is_recorded_as_the_bench_reads_it(trained, tmp_path):
+    """bench/evaluate_run.py: an oracle's numbers on another split without training it again."""
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "bench"))
+    import bench_synthetic_table1c as bench
+    import evaluate_run
+
+    out, _ = trained
+    dataset = "synthetic_shapes_v2_val_mini"
+    # The other tests' --eval-only calls rewrite the run's config.yaml (default_setup writes it
+    # into OUTPUT_DIR), one of them with the GT-box evaluation off: switched on again here.
+    on = ("TEST.MASKX.GT_BOX_EVAL", "True")
+    results = evaluate_run.evaluate_run(out, dataset, str(tmp_path), opts=on)
+    recorded = bench.final_results(str(tmp_path), dataset)
+    assert recorded["evaluated_run"] == os.path.abspath(out)
+    for group, metric in (("segm_gtbox_B", "mIoU"), ("segm_B", "AP"), ("bbox_A", "AP")):
+        assert recorded[f"{group}/{metric}"] == pytest.approx(results[group][metric], nan_ok=True)
+    with pytest.raises(FileNotFoundError, match="model_final.pth: not found"):
+        evaluate_run.evaluate_run(str(tmp_path / "nothing"), dataset, str(tmp_path / "x"))
