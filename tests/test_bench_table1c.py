@@ -122,6 +122,20 @@ def test_report_has_a_twelve_class_table_with_its_own_oracle(tmp_path):
     oracle = next(line for line in a12.splitlines() if line.startswith("| oracle"))
     assert "| 74.0 |" in oracle and oracle.endswith("| - |")
 
+    # The main split's runs scored on the same 4 classes: their own block, their own baseline.
+    _write_metrics(os.path.join(work, "seed1", "a12-eval-class-agnostic"), [_eval(42.0)])
+    _write_metrics(os.path.join(work, "seed1", "a12-eval-transfer-mlp"), [_eval(50.0)])
+    a12 = bench.report(work, [1], "cmd", "machine").split("Twelve-class split")[1]
+    rows = [line for line in a12.splitlines() if "classes with masks |" in line]
+    assert [r.split(" | ")[0] for r in rows] == [
+        "| class-agnostic, the main split's 8 classes with masks",
+        "| transfer+MLP, cls+box, the main split's 8 classes with masks",
+        "| class-agnostic, 12 classes with masks",
+        "| transfer+MLP, cls+box, 12 classes with masks",
+    ]
+    assert rows[1].endswith("| 25% |")  # (50 - 42) / (74 - 42)
+    assert rows[3].endswith("| 33% |")
+
 
 def test_evaluation_variants_wait_for_their_source_run(tmp_path, capsys):
     args = type("Args", (), {"work_dir": str(tmp_path), "device": "cpu", "threads": 1})()
