@@ -609,7 +609,8 @@ def _a12_table(table, header):
         return ""
     return (
         "\n\nTwelve-class split (12 classes with masks, 4 box-only: one of each shape and "
-        "colour; all 4 in the main split's B, so its runs are scored on them too):\n\n"
+        "colour; all 4 in the main split's B, so its runs are scored on them too; each block's "
+        "gap is from its class-agnostic head to the oracle scored on the same 4 classes):\n\n"
         + header
         + "\n"
         + "\n".join(rows)
