@@ -8,11 +8,17 @@
 - **Pairwise colour affinity**: neighbouring pixels of similar colour (in CIE Lab) probably
   have the same label, so inside the box, for every pair of neighbours whose colour similarity
   exp(-||Lab_i - Lab_j|| / 2) is at least a threshold, the loss is -log P(same label) with
-  P = p_i p_j + (1 - p_i)(1 - p_j). This is what makes the masks follow the object's outline
-  rather than fill its box.
+  P = p_i p_j + (1 - p_i)(1 - p_j). In BoxInst this is what makes the masks follow the
+  object's outline rather than fill its box.
 
 Both are computed on the RoI's M x M grid, whose cells cover the RoI box (BoxInst works on a
 whole-image mask at 1/4 resolution; a RoI head only has its grid). Shapes: R RoIs, M mask side.
+
+Known limitation (measured 2026-12-02, docs/table1c_synthetic.md): the pairwise loss here keeps
+only pairs with both cells inside the ground-truth box, while BoxInst also keeps the pairs from
+a cell in the box to its neighbour outside, which tie the box's background to the background
+outside (0 by the projection loss). Without them a filled box satisfies both losses exactly, and
+with the pairwise loss on, the box-only classes' masks collapse to their boxes.
 """
 
 import torch
