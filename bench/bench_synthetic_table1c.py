@@ -446,6 +446,17 @@ def _run_dir(work_dir, seed, key):
     return os.path.join(work_dir, f"seed{seed}", key)
 
 
+def _run_logged(cmd, out, threads):
+    """Runs ``cmd`` from the checkout with its output in ``out/stdout.log``; returns
+    (return code, the log's path)."""
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "stdout.log"), "w") as log:
+        result = subprocess.run(
+            cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=_thread_env(threads)
+        )
+    return result.returncode, log.name
+
+
 def _evaluate(key, seed, args):
     """Runs an evaluation variant: the seed's run of its source, evaluated on its test set."""
     variant = VARIANTS[key]
@@ -456,14 +467,10 @@ def _evaluate(key, seed, args):
     if not _is_done(source, VARIANTS[variant["evaluates"]]):
         print(f"{key} seed {seed}: skipped, {source} has not finished", file=sys.stderr)
         return
-    os.makedirs(out, exist_ok=True)
     cmd = [sys.executable, "bench/evaluate_run.py", "--run", source, "--output", out]
     cmd += ["--dataset", variant["test"][0], "--device", args.device]
-    with open(os.path.join(out, "stdout.log"), "w") as log:
-        result = subprocess.run(
-            cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=_thread_env(args.threads)
-        )
-    state = "FAILED, see " + log.name if result.returncode else "evaluated"
+    returncode, log = _run_logged(cmd, out, args.threads)
+    state = "FAILED, see " + log if returncode else "evaluated"
     print(f"{key} seed {seed}: {state}", file=sys.stderr, flush=True)
 
 
@@ -501,15 +508,12 @@ def _train(key, seed, args):
         ]
     if args.pretrained_backbone:
         cmd += ["MODEL.WEIGHTS", os.path.abspath(args.pretrained_backbone)]
-    env = _thread_env(args.threads)
     start = time.time()
-    os.makedirs(out, exist_ok=True)
-    with open(os.path.join(out, "stdout.log"), "w") as log:
-        result = subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
+    returncode, log = _run_logged(cmd, out, args.threads)
     elapsed = time.time() - start
-    if result.returncode != 0:
+    if returncode != 0:
         # One failed run (a diverged training, say) must not cost the others or the report.
-        print(f"{key} seed {seed}: FAILED, see {log.name}", file=sys.stderr, flush=True)
+        print(f"{key} seed {seed}: FAILED, see {log}", file=sys.stderr, flush=True)
         return key, seed, None
     print(f"{key} seed {seed}: {elapsed:.0f} s", file=sys.stderr, flush=True)
     return key, seed, elapsed

@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import pytest
+from coco_fixtures import box_polygon
 from pycocotools.coco import COCO
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tools"))
@@ -45,7 +46,7 @@ def _box_mask(bbox, height=40, width=50):
 
 
 def test_a_mask_that_fills_its_box_scores_100_and_a_triangle_its_area_ratio():
-    square = _ann(1, 1, [10, 5, 20, 10], [10, 5, 30, 5, 30, 15, 10, 15])
+    square = _ann(1, 1, [10, 5, 20, 10], box_polygon(10, 5, 20, 10))
     triangle = _ann(2, 2, [5, 20, 30, 16], [5, 20, 35, 20, 5, 36])
     coco = _coco([square, triangle])
     out = box_fill_metrics(coco, {"A": [1], "B": [2]})
@@ -59,8 +60,8 @@ def test_a_mask_that_fills_its_box_scores_100_and_a_triangle_its_area_ratio():
 
 
 def test_crowd_and_box_only_annotations_get_no_prediction():
-    square = _ann(1, 1, [10, 5, 20, 10], [10, 5, 30, 5, 30, 15, 10, 15])
-    crowd = _ann(2, 1, [0, 0, 5, 5], [0, 0, 5, 0, 5, 5, 0, 5], iscrowd=1)
+    square = _ann(1, 1, [10, 5, 20, 10], box_polygon(10, 5, 20, 10))
+    crowd = _ann(2, 1, [0, 0, 5, 5], box_polygon(0, 0, 5, 5), iscrowd=1)
     box_only = {**_ann(3, 2, [20, 20, 10, 10], []), "segmentation": []}
     results = box_fill_results(_coco([square, crowd, box_only]))
     assert [r["ann_id"] for r in results] == [1]

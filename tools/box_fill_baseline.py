@@ -26,6 +26,7 @@ from pycocotools.coco import COCO
 
 import maskx_d2  # noqa: F401  (registers the datasets)
 from maskx_d2.data.mapper import has_usable_segmentation
+from maskx_d2.evaluation.box_only_ground_truth import box_polygon
 from maskx_d2.evaluation.category_summary import category_groups
 from maskx_d2.evaluation.gt_box_metrics import gt_box_mask_metrics
 
@@ -40,8 +41,7 @@ def box_fill_results(coco: COCO) -> List[dict]:
         if ann.get("iscrowd", 0) or not has_usable_segmentation(ann.get("segmentation")):
             continue
         image = coco.imgs[ann["image_id"]]
-        x, y, w, h = ann["bbox"]
-        polygon = [[x, y, x + w, y, x + w, y + h, x, y + h]]
+        polygon = box_polygon(ann["bbox"])
         rle = mask_util.merge(mask_util.frPyObjects(polygon, image["height"], image["width"]))
         rle["counts"] = rle["counts"].decode("ascii")
         results.append(

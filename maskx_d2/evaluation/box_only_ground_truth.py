@@ -21,7 +21,7 @@ from pycocotools.coco import COCO
 
 from maskx_d2.data.mapper import has_usable_segmentation
 
-__all__ = ["box_only_annotation_ids", "masks_with_box_only_ignored"]
+__all__ = ["box_only_annotation_ids", "box_polygon", "masks_with_box_only_ignored"]
 
 
 def box_only_annotation_ids(coco_api: COCO) -> List[int]:
@@ -33,7 +33,8 @@ def box_only_annotation_ids(coco_api: COCO) -> List[int]:
     ]
 
 
-def _box_polygon(bbox) -> List[List[float]]:
+def box_polygon(bbox) -> List[List[float]]:
+    """The COCO polygon segmentation ``[[x0, y0, x1, y0, x1, y1, x0, y1]]`` of an XYWH box."""
     x, y, w, h = bbox
     return [[x, y, x + w, y, x + w, y + h, x, y + h]]
 
@@ -50,7 +51,7 @@ def masks_with_box_only_ignored(coco_api: COCO, box_only_ids: Iterable[int]) -> 
     dataset = copy.copy(coco_api.dataset)
     dataset["annotations"] = [
         (
-            dict(ann, iscrowd=1, segmentation=_box_polygon(ann["bbox"]))
+            dict(ann, iscrowd=1, segmentation=box_polygon(ann["bbox"]))
             if ann["id"] in box_only
             else ann
         )
