@@ -66,3 +66,13 @@ def test_crowd_and_box_only_annotations_get_no_prediction():
     results = box_fill_results(_coco([square, crowd, box_only]))
     assert [r["ann_id"] for r in results] == [1]
     assert results[0]["score"] == 1.0 and results[0]["category_id"] == 1
+
+
+def test_box_only_instances_do_not_count_as_missed_masks_in_ap():
+    square = _ann(1, 1, [10, 5, 20, 10], box_polygon(10, 5, 20, 10))
+    coco = _coco([square])
+    alone = box_fill_metrics(coco, {"A": [1], "B": [2]})["segm_gtbox_A"]["AP"]
+    box_only = {**_ann(2, 1, [35, 20, 10, 10], []), "segmentation": []}
+    with_box_only = box_fill_metrics(_coco([square, box_only]), {"A": [1], "B": [2]})
+    assert alone == pytest.approx(100.0)
+    assert with_box_only["segm_gtbox_A"]["AP"] == pytest.approx(alone)

@@ -26,7 +26,11 @@ from pycocotools.coco import COCO
 
 import maskx_d2  # noqa: F401  (registers the datasets)
 from maskx_d2.data.mapper import has_usable_segmentation
-from maskx_d2.evaluation.box_only_ground_truth import box_polygon
+from maskx_d2.evaluation.box_only_ground_truth import (
+    box_only_annotation_ids,
+    box_polygon,
+    masks_with_box_only_ignored,
+)
 from maskx_d2.evaluation.category_summary import category_groups
 from maskx_d2.evaluation.gt_box_metrics import gt_box_mask_metrics
 
@@ -58,8 +62,11 @@ def box_fill_results(coco: COCO) -> List[dict]:
 
 def box_fill_metrics(coco: COCO, groups) -> Dict[str, Dict[str, float]]:
     """``{"segm_gtbox": {"mIoU", "AP", "AP50", "AP75"}, "segm_gtbox_A": ..., ...}`` of the
-    filled boxes; ``groups``: {"A": category ids, "B": ...} (may be empty)."""
-    return gt_box_mask_metrics(coco, box_fill_results(coco), groups)
+    filled boxes; ``groups``: {"A": category ids, "B": ...} (may be empty). Box-only
+    annotations get no prediction and, as in the evaluator, are ignore regions for AP."""
+    box_only = box_only_annotation_ids(coco)
+    for_ap = masks_with_box_only_ignored(coco, box_only) if box_only else None
+    return gt_box_mask_metrics(coco, box_fill_results(coco), groups, coco_gt_for_ap=for_ap)
 
 
 def main(argv=None):
