@@ -105,6 +105,11 @@ def add_maskx_config(cfg):
     # The pairwise weight rises linearly from 0 over this many iterations (BoxInst: 10000), so
     # that the projection loss shapes the masks first; 0 = the full weight from the start.
     _C.MODEL.MASKX.BOX_SUPERVISION.PAIRWISE_WARMUP_ITERS = 0
+    # Both losses learn the background from the RoI's cells outside the box. Proposals usually
+    # reach beyond their boxes; a ground-truth-box RoI (MASK_TRAIN_BOXES "gt" or "both") is the
+    # box itself, so the RoIs of box-only instances grow by this fraction of the box's size on
+    # every side (clipped to the image). 0 = not padded.
+    _C.MODEL.MASKX.BOX_SUPERVISION.GT_BOX_PADDING = 0.0
 
     # OPMask's class activation prior (Biertimpel et al. 2021), off by default: the box head's
     # class activation map (CAM) of each mask RoI's class (training: its ground-truth class,

@@ -29,7 +29,7 @@ from maskx_d2.modeling.box_supervision import (
     rgb_to_lab,
     roi_lab_colours,
 )
-from maskx_d2.modeling.mask_training_rois import jitter_boxes, mask_training_rois
+from maskx_d2.modeling.mask_training_rois import jitter_boxes, mask_training_rois, pad_boxes
 
 PREDICTORS = ["transfer", "class_agnostic", "class_specific"]
 
@@ -107,6 +107,40 @@ def test_jitter_moves_boxes_within_the_fraction_and_keeps_them_in_the_image():
     assert (moved >= 0).all() and (moved <= 64).all()
     assert ((moved[:, 2:] - moved[:, :2]) >= 1).all()
     assert torch.equal(jitter_boxes(boxes, 0.0, (64, 64)).tensor, boxes.tensor)
+
+
+def test_pad_boxes_grows_each_side_by_the_fraction_and_clips_to_the_image():
+    boxes = Boxes(torch.tensor([[10.0, 20.0, 50.0, 40.0], [0.0, 2.0, 20.0, 62.0]]))
+    padded = pad_boxes(boxes, 0.1, (64, 64)).tensor
+    expected = torch.tensor([[6.0, 18.0, 54.0, 42.0], [0.0, 0.0, 22.0, 64.0]])
+    torch.testing.assert_close(padded, expected)
+
+
+def test_gt_padding_grows_only_the_box_only_ground_truth_rois():
+    heads = roi_heads()
+    targets = targets_with_partial_masks()
+    sampled = _sampled(heads, targets)
+    rois = mask_training_rois(
+        sampled, targets, heads.num_classes, "gt", include_box_only=True, box_only_padding=0.25
+    )
+    for r, t in zip(rois, targets):
+        assert torch.equal(r.gt_boxes.tensor, t.gt_boxes.tensor)  # the losses' boxes: exact
+        has = r.gt_has_mask
+        assert (~has).any() and has.any()
+        assert torch.equal(r.proposal_boxes.tensor[has], t.gt_boxes.tensor[has])
+        expected = pad_boxes(t.gt_boxes[~has], 0.25, t.image_size).tensor
+        assert torch.equal(r.proposal_boxes.tensor[~has], expected)
+        assert not torch.equal(expected, t.gt_boxes.tensor[~has])
+
+
+def test_gt_padding_is_checked_and_its_absence_warned_about(caplog):
+    with pytest.raises(ValueError, match="GT_BOX_PADDING"):
+        roi_heads(
+            **{"BOX_SUPERVISION.PROJECTION_WEIGHT": 1.0, "BOX_SUPERVISION.GT_BOX_PADDING": -1}
+        )
+    with caplog.at_level("WARNING"):
+        roi_heads(**{"BOX_SUPERVISION.PROJECTION_WEIGHT": 1.0, "MASK_TRAIN_BOXES": "gt"})
+    assert "GT_BOX_PADDING=0" in caplog.text
 
 
 def _direct_projection_loss(logits, proposal, gt):
@@ -295,14 +329,17 @@ def _direct_pairwise_loss(logits, lab, proposal, gt, threshold, dilation):
                     (dilation, -dilation),
                 ):
                     yy, xx = y + dy, x + dx
-                    if not (0 <= yy < m and 0 <= xx < m) or not (inside(y, x) and inside(yy, xx)):
+                    if not (0 <= yy < m and 0 <= xx < m):
                         continue
+                    # BoxInst: every cell in the box with each neighbour, so an undirected
+                    # pair counts once per cell of it that lies in the box.
+                    times = int(inside(y, x)) + int(inside(yy, xx))
                     similarity = np.exp(-np.linalg.norm(lab[r, :, y, x] - lab[r, :, yy, xx]) * 0.5)
-                    if similarity < threshold:
+                    if similarity < threshold or times == 0:
                         continue
                     a, b = p[r, y, x], p[r, yy, xx]
-                    total -= np.log(a * b + (1 - a) * (1 - b))
-                    count += 1
+                    total -= times * np.log(a * b + (1 - a) * (1 - b))
+                    count += times
     return total / max(count, 1)
 
 
@@ -329,6 +366,27 @@ def test_pairwise_loss_prefers_a_mask_that_follows_the_colour_edge():
     loss_follows = pairwise_affinity_loss(follows, lab, boxes, boxes).item()
     assert loss_follows == pytest.approx(0.0, abs=1e-6)
     assert pairwise_affinity_loss(cuts, lab, boxes, boxes).item() > 1.0
+
+
+def test_pairwise_loss_ties_the_box_background_to_the_outside():
+    """A disc on a flat background, its box inside a larger RoI: the mask that follows the disc
+    scores lower than the one that fills the box (with pairs inside the box only, as this
+    module had until 2026-12-02, the filled box scored 0 and won)."""
+    side = 16
+    yy, xx = torch.meshgrid(torch.arange(side) + 0.5, torch.arange(side) + 0.5, indexing="ij")
+    disc = (yy - 8) ** 2 + (xx - 8) ** 2 <= 16  # radius 4: box [4, 12] x [4, 12]
+    lab = torch.zeros(1, 3, side, side)
+    lab[0, 1][disc] = 60.0
+    roi = torch.tensor([[0.0, 0.0, 16.0, 16.0]])
+    box = torch.tensor([[4.0, 4.0, 12.0, 12.0]])
+    follows = torch.where(disc, 20.0, -20.0)[None]
+    inside = (yy > 4) & (yy < 12) & (xx > 4) & (xx < 12)
+    fills = torch.where(inside, 20.0, -20.0)[None]
+    assert pairwise_affinity_loss(follows, lab, roi, box).item() == pytest.approx(0.0, abs=1e-6)
+    assert pairwise_affinity_loss(fills, lab, roi, box).item() > 1.0
+    # Both satisfy the projection loss: it alone cannot tell them apart.
+    for logits in (follows, fills):
+        assert box_projection_loss(logits, roi, box).item() < 0.05
 
 
 def test_pairwise_loss_trains_the_mask_branch_through_the_roi_heads():

@@ -6,19 +6,20 @@
   along x, and its maximum along x must equal the box's extent along y: a dice loss on each of
   the two projections.
 - **Pairwise colour affinity**: neighbouring pixels of similar colour (in CIE Lab) probably
-  have the same label, so inside the box, for every pair of neighbours whose colour similarity
-  exp(-||Lab_i - Lab_j|| / 2) is at least a threshold, the loss is -log P(same label) with
-  P = p_i p_j + (1 - p_i)(1 - p_j). In BoxInst this is what makes the masks follow the
-  object's outline rather than fill its box.
+  have the same label, so for every pixel in the box and each of its 8 neighbours (which may lie
+  outside the box) whose colour similarity exp(-||Lab_i - Lab_j|| / 2) is at least a threshold,
+  the loss is -log P(same label) with P = p_i p_j + (1 - p_i)(1 - p_j). The pairs that cross
+  the box's edge matter most: they tie the box's background to the background outside, which
+  the projection loss sets to 0; without them a filled box satisfies both losses exactly. In
+  BoxInst this is what makes the masks follow the object's outline rather than fill its box.
 
 Both are computed on the RoI's M x M grid, whose cells cover the RoI box (BoxInst works on a
-whole-image mask at 1/4 resolution; a RoI head only has its grid). Shapes: R RoIs, M mask side.
+whole-image mask at 1/4 resolution; a RoI head only has its grid), so a RoI must reach beyond
+its ground-truth box for the edge pairs to exist: proposals usually do; ground-truth-box RoIs
+are padded (``MODEL.MASKX.BOX_SUPERVISION.GT_BOX_PADDING``). Shapes: R RoIs, M mask side.
 
-Known limitation (measured 2026-12-02, docs/table1c_synthetic.md): the pairwise loss here keeps
-only pairs with both cells inside the ground-truth box, while BoxInst also keeps the pairs from
-a cell in the box to its neighbour outside, which tie the box's background to the background
-outside (0 by the projection loss). Without them a filled box satisfies both losses exactly, and
-with the pairwise loss on, the box-only classes' masks collapse to their boxes.
+Until 2026-12-02 the pairwise loss here kept only the pairs with both cells in the box, and the
+box-only classes' masks collapsed to their boxes (docs/table1c_synthetic.md).
 """
 
 import torch
@@ -126,8 +127,10 @@ def pairwise_affinity_loss(
         threshold: pairs whose colour similarity is below it are left out.
         dilation: the distance (in cells) between the two pixels of a pair.
     Returns:
-        The mean of -log P(same label) over the kept pairs inside the ground-truth boxes; a
-        zero that keeps ``mask_logits`` in the graph when there is none.
+        The mean of -log P(same label) over the kept pairs, each undirected pair counted once
+        for each of its cells inside the ground-truth box (BoxInst takes every pixel in the box
+        with each of its 8 neighbours, inside the box or not); a zero that keeps
+        ``mask_logits`` in the graph when there is none.
     """
     if mask_logits.shape[0] == 0:
         return mask_logits.sum() * 0
@@ -142,7 +145,9 @@ def pairwise_affinity_loss(
         _neighbour_pairs(inside, dilation),
     ):
         similarity = torch.exp(-(lab_a - lab_b).norm(dim=1, keepdim=True) * 0.5)
-        weight = ((similarity >= threshold).float() * in_a * in_b).detach()
+        # A pair is counted from each of its cells that lies in the box: twice inside the box,
+        # once across its edge (that pair is what keeps the box's background at 0), never out.
+        weight = ((similarity >= threshold).float() * (in_a + in_b)).detach()
         log_same = torch.logaddexp(fg_a + fg_b, bg_a + bg_b)
         total = total - (log_same * weight).sum()
         count += float(weight.sum())

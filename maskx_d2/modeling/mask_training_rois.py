@@ -3,7 +3,9 @@
 ``MODEL.MASKX.MASK_TRAIN_BOXES`` picks the boxes (Deep-MARC trains the mask head on
 ground-truth boxes); the partial-supervision rule then decides which of them carry a mask
 (:func:`.partial_supervision.mask_availability`). Box-only RoIs come along only when a
-box-supervised loss is on (``include_box_only``); they never reach the ordinary mask loss.
+box-supervised loss is on (``include_box_only``); they never reach the ordinary mask loss, and
+their ground-truth-box RoIs may be padded (``box_only_padding``) so that the RoI's grid reaches
+beyond the box, where the box-supervised losses learn the background.
 
 Every RoI returned has ``proposal_boxes`` (the box the features are pooled from),
 ``gt_classes``, ``gt_boxes`` (its instance's exact box), ``gt_has_mask`` and, when the data has
@@ -18,7 +20,7 @@ from detectron2.structures import Boxes, Instances
 
 from .partial_supervision import mask_availability, select_mask_supervised
 
-__all__ = ["jitter_boxes", "mask_training_rois"]
+__all__ = ["jitter_boxes", "mask_training_rois", "pad_boxes"]
 
 _FIELDS = ("proposal_boxes", "gt_classes", "gt_boxes", "gt_has_mask", "gt_masks")
 
@@ -39,6 +41,16 @@ def jitter_boxes(boxes: Boxes, fraction: float, image_size: Tuple[int, int]) -> 
     return Boxes(torch.stack([x0, y0, x1, y1], dim=1))
 
 
+def pad_boxes(boxes: Boxes, fraction: float, image_size: Tuple[int, int]) -> Boxes:
+    """(N, 4) XYXY boxes grown on every side by ``fraction`` of their width (x) or height (y),
+    then clipped to ``image_size`` (h, w)."""
+    t = boxes.tensor
+    w, h = t[:, 2] - t[:, 0], t[:, 3] - t[:, 1]
+    grown = Boxes(t + torch.stack([-w, -h, w, h], dim=1) * fraction)
+    grown.clip(image_size)
+    return grown
+
+
 def _with_fields(instances: Instances, boxes: Boxes, has_mask: torch.Tensor) -> Instances:
     out = Instances(instances.image_size, proposal_boxes=boxes, gt_has_mask=has_mask)
     out.gt_classes = instances.gt_classes
@@ -55,14 +67,19 @@ def _from_proposals(fg: Instances, include_box_only: bool) -> Instances:
     return _with_fields(fg, fg.proposal_boxes, has_mask[keep])
 
 
-def _from_ground_truth(target: Instances, jitter: float, include_box_only: bool) -> Instances:
+def _from_ground_truth(
+    target: Instances, jitter: float, include_box_only: bool, box_only_padding: float
+) -> Instances:
     has_mask = mask_availability(target).to(target.gt_boxes.device)
     keep = has_mask | include_box_only
-    target = target[keep]
+    target, has_mask = target[keep], has_mask[keep]
     boxes = target.gt_boxes.clone()
     if jitter > 0 and len(boxes):
         boxes = jitter_boxes(boxes, jitter, target.image_size)
-    return _with_fields(target, boxes, has_mask[keep])
+    if box_only_padding > 0 and not bool(has_mask.all()):
+        padded = pad_boxes(boxes, box_only_padding, target.image_size).tensor
+        boxes = Boxes(torch.where(has_mask[:, None], boxes.tensor, padded))
+    return _with_fields(target, boxes, has_mask)
 
 
 def _cat(parts: List[Instances]) -> Instances:
@@ -82,6 +99,7 @@ def mask_training_rois(
     train_boxes: str = "proposals",
     jitter: float = 0.0,
     include_box_only: bool = False,
+    box_only_padding: float = 0.0,
 ) -> List[Instances]:
     """Per image, the RoIs of the mask branch's training step.
 
@@ -93,6 +111,9 @@ def mask_training_rois(
         train_boxes: "proposals", "gt" or "both" (``MODEL.MASKX.MASK_TRAIN_BOXES``).
         jitter: ``MODEL.MASKX.GT_BOX_JITTER``, for the ground-truth boxes.
         include_box_only: keep the RoIs of box-only instances too (box-supervised losses).
+        box_only_padding: ``MODEL.MASKX.BOX_SUPERVISION.GT_BOX_PADDING``: the ground-truth-box
+            RoIs of box-only instances grow by this fraction of their size on every side (after
+            the jitter), so that their grids have cells outside the box.
     """
     if train_boxes == "proposals" and not include_box_only:
         # The paper's rule, on detectron2's own selection: fields and order untouched.
@@ -107,5 +128,5 @@ def mask_training_rois(
         if targets is None:
             raise ValueError(f"MODEL.MASKX.MASK_TRAIN_BOXES={train_boxes!r} needs the targets")
         for parts, target in zip(per_image, targets):
-            parts.append(_from_ground_truth(target, jitter, include_box_only))
+            parts.append(_from_ground_truth(target, jitter, include_box_only, box_only_padding))
     return [_cat(parts) for parts in per_image]

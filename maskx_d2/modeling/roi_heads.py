@@ -10,6 +10,7 @@ or beside the proposals, box-only instances train it through a box-supervised lo
 of each RoI's class is added to its mask features (OPMask, :mod:`.class_activation`).
 """
 
+import logging
 from typing import Dict, List, Optional, Tuple
 
 import torch
@@ -42,6 +43,7 @@ class MaskXROIHeads(StandardROIHeads):
         mask_train_boxes: str = "proposals",
         gt_box_jitter: float = 0.0,
         box_supervised_masks: bool = False,
+        box_only_gt_padding: float = 0.0,
         colour_normalization: Optional[Tuple[List[float], List[float], str]] = None,
         class_activation_prior: bool = False,
         cam_normalization: str = "minmax",
@@ -60,6 +62,9 @@ class MaskXROIHeads(StandardROIHeads):
             box_supervised_masks (bool): the RoIs of box-only instances reach the mask head too,
                 for its box-supervised loss (the mask head must have one: MaskXMaskHead with
                 a positive projection or pairwise weight).
+            box_only_gt_padding (float): the ground-truth-box RoIs of box-only instances grow by
+                this fraction of their size on every side, so that the box-supervised losses see
+                cells outside the box.
             colour_normalization: (pixel mean, pixel std, input format) of the images, given
                 when the pairwise colour loss needs the RoIs' colours; None otherwise.
             class_activation_prior (bool): add each mask RoI's class activation map to its
@@ -75,6 +80,7 @@ class MaskXROIHeads(StandardROIHeads):
         self.mask_train_boxes = mask_train_boxes
         self.gt_box_jitter = gt_box_jitter
         self.box_supervised_masks = box_supervised_masks
+        self.box_only_gt_padding = box_only_gt_padding
         self.colour_normalization = colour_normalization
         if self.mask_on and hasattr(self.mask_head, "check_box_predictor"):
             self.mask_head.check_box_predictor(self.box_predictor)
@@ -118,6 +124,18 @@ class MaskXROIHeads(StandardROIHeads):
                 "MODEL.MASKX.BOX_SUPERVISION needs MODEL.ROI_MASK_HEAD.NAME='MaskXMaskHead', "
                 f"got {cfg.MODEL.ROI_MASK_HEAD.NAME!r}"
             )
+        if not 0 <= box.GT_BOX_PADDING <= 1:
+            raise ValueError(
+                "MODEL.MASKX.BOX_SUPERVISION.GT_BOX_PADDING must be in [0, 1], "
+                f"got {box.GT_BOX_PADDING}"
+            )
+        if box_supervised and mx.MASK_TRAIN_BOXES == "gt" and box.GT_BOX_PADDING == 0:
+            # Every RoI is its box: no cell outside it, so the losses never see its background.
+            logging.getLogger(__name__).warning(
+                "MODEL.MASKX.BOX_SUPERVISION with MASK_TRAIN_BOXES='gt' and GT_BOX_PADDING=0: "
+                "the box-only RoIs are exactly their boxes, so a mask that fills the box "
+                "satisfies the box-supervised losses; set GT_BOX_PADDING (e.g. 0.1)"
+            )
         prior = mx.CLASS_ACTIVATION_PRIOR
         if prior.NORMALIZATION not in CAM_NORMALIZATIONS:
             raise ValueError(
@@ -142,6 +160,7 @@ class MaskXROIHeads(StandardROIHeads):
             mask_train_boxes=mx.MASK_TRAIN_BOXES,
             gt_box_jitter=mx.GT_BOX_JITTER,
             box_supervised_masks=box_supervised,
+            box_only_gt_padding=box.GT_BOX_PADDING,
             class_activation_prior=prior.ENABLED,
             cam_normalization=prior.NORMALIZATION,
             cam_detach_class_weights=prior.DETACH_CLASS_WEIGHTS,
@@ -171,6 +190,7 @@ class MaskXROIHeads(StandardROIHeads):
                 self.mask_train_boxes,
                 self.gt_box_jitter,
                 self.box_supervised_masks,
+                self.box_only_gt_padding,
             )
             if self.colour_normalization is not None:
                 self._attach_lab_colours(images, mask_rois)
