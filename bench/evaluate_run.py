@@ -19,6 +19,8 @@ import sys
 
 from detectron2.evaluation.testing import flatten_results_dict
 
+from maskx_d2.atomic_files import write_atomic
+
 # train_net.py lives at the repository root, one level up.
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import train_net  # noqa: E402
@@ -39,9 +41,7 @@ def evaluate_run(run_dir, dataset, output_dir, device="cpu", opts=()):
     record = {"evaluated_run": os.path.abspath(run_dir), **flatten_results_dict(results)}
     # Written under a temporary name, then renamed: a record means the evaluation finished.
     path = os.path.join(output_dir, "metrics.json")
-    with open(path + ".partial", "w") as f:
-        f.write(json.dumps(record) + "\n")
-    os.replace(path + ".partial", path)
+    write_atomic(path, json.dumps(record) + "\n")
     return results
 
 

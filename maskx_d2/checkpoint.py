@@ -19,6 +19,8 @@ from typing import Dict, List
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
 
+from .atomic_files import fsync_file, write_atomic
+
 __all__ = ["MaskXCheckpointer", "summarize_load"]
 
 logger = logging.getLogger(__name__)
@@ -80,7 +82,7 @@ class MaskXCheckpointer(DetectionCheckpointer):
         tmp_file = os.path.join(self.save_dir, tmp_name + ".pth")
         try:
             super().save(tmp_name, **kwargs)  # fvcore writes it; our tag_last_checkpoint skips it
-            _fsync(tmp_file)  # the data must be on disk before the rename can be
+            fsync_file(tmp_file)  # the data must be on disk before the rename can be
             os.replace(tmp_file, os.path.join(self.save_dir, name + ".pth"))
             self.logger.info("Checkpoint %s.pth complete.", name)  # fvcore logged the temp name
         except BaseException:
@@ -95,11 +97,7 @@ class MaskXCheckpointer(DetectionCheckpointer):
         if not os.path.isdir(self.save_dir):
             return super().tag_last_checkpoint(last_filename_basename)
         path = os.path.join(self.save_dir, "last_checkpoint")
-        tmp = f"{path}{_TMP_PREFIX}{os.getpid()}"
-        with open(tmp, "w") as f:
-            f.write(last_filename_basename)
-        _fsync(tmp)
-        os.replace(tmp, path)
+        write_atomic(path, last_filename_basename, durable=True)
 
 
 def _check_finite(model, name: str) -> None:
@@ -114,11 +112,3 @@ def _check_finite(model, name: str) -> None:
             f"Not saving checkpoint '{name}': {len(bad)} model tensors hold NaN or inf "
             f"({_group(bad)}); the previous checkpoint is kept."
         )
-
-
-def _fsync(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

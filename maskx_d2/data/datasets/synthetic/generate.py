@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 from iopath.common.file_io import file_lock
 
+from ....atomic_files import write_atomic
 from .classes import CLASS_PARTS, STACK_SHAPES, SYNTHETIC_CLASSES
 from .scene import SceneParams, render_scene
 
@@ -127,13 +128,6 @@ def _params(num_images, seed, scene: SceneParams) -> dict:
     }
 
 
-def _write_atomic(path: str, data: bytes) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)  # readers never see a half-written file
-
-
 def _is_cached(manifest_path: str, json_path: str, key: str) -> bool:
     if not (os.path.isfile(json_path) and os.path.isfile(manifest_path)):
         return False
@@ -176,10 +170,10 @@ def generate_synthetic_shapes(
             if os.path.isfile(manifest_path):
                 os.remove(manifest_path)  # an interrupted run must not look complete
             coco = _write_images(os.path.join(out_dir, "images"), params, scene)
-            _write_atomic(json_path, json.dumps(coco, sort_keys=True).encode())
+            write_atomic(json_path, json.dumps(coco, sort_keys=True).encode())
             # Written last: a manifest means the split is complete.
             manifest = {"hash": key, "params": params}
-            _write_atomic(manifest_path, json.dumps(manifest, sort_keys=True, indent=1).encode())
+            write_atomic(manifest_path, json.dumps(manifest, sort_keys=True, indent=1).encode())
     return json_path
 
 
