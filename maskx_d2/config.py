@@ -94,9 +94,11 @@ def add_maskx_config(cfg):
     # (per row) must match the ground-truth box's extent in the RoI, a dice loss on each of the
     # two projections (loss key loss_mask_projection = this weight x the mean over the RoIs).
     _C.MODEL.MASKX.BOX_SUPERVISION.PROJECTION_WEIGHT = 0.0
-    # and the pairwise colour-affinity loss: inside the box, neighbouring cells of the RoI's mask
-    # grid whose colour similarity exp(-||Lab_i - Lab_j|| / 2) reaches PAIRWISE_THRESHOLD should
-    # share a label (loss key loss_mask_pairwise = this weight x the mean -log P(same label)).
+    # and the pairwise colour-affinity loss: each cell of the RoI's mask grid inside the box and
+    # each of its 8 neighbours (inside the box or not) whose colour similarity
+    # exp(-||Lab_i - Lab_j|| / 2) reaches PAIRWISE_THRESHOLD should share a label (loss key
+    # loss_mask_pairwise = this weight x the mean -log P(same label)). The pairs across the
+    # box's edge tie its background to the outside, where the projection loss says 0.
     _C.MODEL.MASKX.BOX_SUPERVISION.PAIRWISE_WEIGHT = 0.0
     _C.MODEL.MASKX.BOX_SUPERVISION.PAIRWISE_THRESHOLD = 0.3
     # Distance in grid cells between the two cells of a pair (BoxInst: 2 on its 1/4-resolution
