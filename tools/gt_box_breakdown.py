@@ -50,13 +50,20 @@ def run_config(output_dir: str, opts):
     return cfg
 
 
-def instance_ious(output_dir, dataset, opts):
-    """{ann_id: IoU} of the masks the model of ``output_dir`` predicts on the ground-truth boxes
-    of ``dataset``."""
+def load_run_model(output_dir: str, opts=()):
+    """(cfg, model in eval mode with the run's ``model_final.pth``) of a train_net.py output
+    folder."""
     cfg = run_config(output_dir, opts)
     model = Trainer.build_model(cfg)
     MaskXCheckpointer(model).load(os.path.join(output_dir, "model_final.pth"))
     model.eval()
+    return cfg, model
+
+
+def instance_ious(output_dir, dataset, opts):
+    """{ann_id: IoU} of the masks the model of ``output_dir`` predicts on the ground-truth boxes
+    of ``dataset``."""
+    cfg, model = load_run_model(output_dir, opts)
     evaluator = Trainer.build_evaluator(cfg, dataset, output_folder=None)
     inference_on_dataset(GTBoxMaskModel(model), Trainer.build_test_loader(cfg, dataset), evaluator)
     coco = COCO(MetadataCatalog.get(dataset).json_file)

@@ -20,18 +20,15 @@ from typing import Dict, List
 
 import numpy as np
 import torch
-from detectron2.data import DatasetCatalog, MetadataCatalog
+from detectron2.data import DatasetCatalog
 from detectron2.utils.logger import setup_logger
 
-from maskx_d2.checkpoint import MaskXCheckpointer
 from maskx_d2.evaluation.gt_box_inference import GTBoxTestMapper, gt_box_instances
 from maskx_d2.modeling.mask_training_rois import pad_boxes
+from maskx_d2.visualization import partial_supervision_classes
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gt_box_breakdown import run_config  # noqa: E402
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from train_net import Trainer  # noqa: E402
+from gt_box_breakdown import load_run_model  # noqa: E402
 
 
 def saturation(probabilities: np.ndarray) -> Dict[str, float]:
@@ -50,8 +47,7 @@ def saturation(probabilities: np.ndarray) -> Dict[str, float]:
 def mask_probabilities(model, cfg, dataset: str, padding: float, limit: int):
     """{"A": (R_A, M, M), "B": (R_B, M, M)}: the model's mask probabilities on the ground-truth
     boxes (padded by ``padding`` of their size on every side) of the first ``limit`` images."""
-    meta = MetadataCatalog.get(dataset)
-    with_masks = {meta.thing_dataset_id_to_contiguous_id[i] for i in meta.mask_category_ids}
+    _, with_masks = partial_supervision_classes(dataset)
     mapper = GTBoxTestMapper(cfg, False)
     out: Dict[str, List[np.ndarray]] = {"A": [], "B": []}
     for record in DatasetCatalog.get(dataset)[:limit]:
@@ -79,10 +75,7 @@ def main(argv=None):
     print("|---|---|---|---|---|---|---|")
     for spec in args.run:
         name, _, output_dir = spec.partition("=")
-        cfg = run_config(output_dir, [])
-        model = Trainer.build_model(cfg)
-        MaskXCheckpointer(model).load(os.path.join(output_dir, "model_final.pth"))
-        model.eval()
+        cfg, model = load_run_model(output_dir)
         for padding in args.padding:
             boxes = f"padded {padding:g}" if padding > 0 else "exact"
             probabilities = mask_probabilities(model, cfg, args.dataset, padding, args.images)
