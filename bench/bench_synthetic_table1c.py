@@ -56,6 +56,11 @@ BOXINST = (
 # loss shapes the masks first: the same share of the main job's 1600.
 PAIRWISE_WARMUP = ("MODEL.MASKX.BOX_SUPERVISION.PAIRWISE_WARMUP_ITERS", "200")
 GT_BOXES = ("MODEL.MASKX.MASK_TRAIN_BOXES", "both", "MODEL.MASKX.GT_BOX_JITTER", "0.05")
+# Box-only instances also train on their ground-truth boxes grown by half their size on every
+# side: the box then fills half the grid's side, so "all foreground" costs the projection loss
+# a third of each projection's dice (on a proposal, which hugs the box, about a tenth) and the
+# pairs across the box's edge are many. BoxInst's whole-image masks have that margin for free.
+PADDED_GT_BOXES = (*GT_BOXES, "MODEL.MASKX.BOX_SUPERVISION.GT_BOX_PADDING", "0.5")
 RESIDUAL = ("MODEL.MASKX.HEAD.ARCHITECTURE", "residual", "MODEL.MASKX.HEAD.NUM_BLOCKS", "4")
 # Deep-MARC's head family at the benchmark's scale: as its recipe doubles the RoI side (14 -> 32
 # on COCO), 7 -> 14 here (28 x 28 masks), and three halvings (14, 7, 4, 2) instead of five.
@@ -149,6 +154,13 @@ VARIANTS = {
         "maskx_R_18_FPN_synthetic.yaml",
         *BOXINST,
         *PAIRWISE_WARMUP,
+    ),
+    "transfer-mlp-boxinst-padded": _variant(
+        "transfer+MLP + projection and pairwise losses, warm-up, box-only RoIs padded by 50%",
+        "maskx_R_18_FPN_synthetic.yaml",
+        *BOXINST,
+        *PAIRWISE_WARMUP,
+        *PADDED_GT_BOXES,
     ),
     "class-agnostic-boxinst": _variant(
         "class-agnostic + projection and pairwise losses on B's boxes",
@@ -277,6 +289,13 @@ VARIANTS = {
         *BOXINST,
         *PAIRWISE_WARMUP,
     ),
+    "shifted-transfer-mlp-boxinst-padded": _shifted_variant(
+        "transfer+MLP + BoxInst losses, warm-up, box-only RoIs padded by 50%",
+        "maskx_R_18_FPN_synthetic.yaml",
+        *BOXINST,
+        *PAIRWISE_WARMUP,
+        *PADDED_GT_BOXES,
+    ),
     "shifted-transfer-mlp-projection": _shifted_variant(
         "transfer+MLP + projection loss on B's boxes",
         "maskx_R_18_FPN_synthetic.yaml",
@@ -311,6 +330,7 @@ BEYOND = [
     "class-agnostic-projection",
     "transfer-mlp-boxinst",
     "transfer-mlp-boxinst-warmup",
+    "transfer-mlp-boxinst-padded",
     "class-agnostic-boxinst",
     "transfer-mlp-gt-boxes",
     "class-agnostic-gt-boxes",
@@ -326,6 +346,7 @@ BEYOND = [
 SHIFTED_BEYOND = [
     "shifted-transfer-mlp-boxinst",
     "shifted-transfer-mlp-boxinst-warmup",
+    "shifted-transfer-mlp-boxinst-padded",
     "shifted-transfer-mlp-projection",
     "shifted-transfer-mlp-projection-gt-boxes",
 ]
