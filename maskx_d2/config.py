@@ -104,6 +104,10 @@ def add_maskx_config(cfg):
     # Distance in grid cells between the two cells of a pair (BoxInst: 2 on its 1/4-resolution
     # image mask; a RoI's 28 x 28 grid is already coarse).
     _C.MODEL.MASKX.BOX_SUPERVISION.PAIRWISE_DILATION = 1
+    # The colours the pairwise loss compares are first averaged over this odd window of image
+    # pixels (1 = the pixel itself). BoxInst reads them from a 4x average-pooled image; on noisy
+    # images most pairs of neighbouring pixels of one surface otherwise fail the threshold.
+    _C.MODEL.MASKX.BOX_SUPERVISION.PAIRWISE_COLOUR_SMOOTHING = 1
     # The pairwise weight rises linearly from 0 over this many iterations (BoxInst: 10000), so
     # that the projection loss shapes the masks first; 0 = the full weight from the start.
     _C.MODEL.MASKX.BOX_SUPERVISION.PAIRWISE_WARMUP_ITERS = 0

@@ -28,6 +28,7 @@ from maskx_d2.modeling.box_supervision import (
     pairwise_affinity_loss,
     rgb_to_lab,
     roi_lab_colours,
+    smooth_image,
 )
 from maskx_d2.modeling.mask_training_rois import jitter_boxes, mask_training_rois, pad_boxes
 
@@ -306,6 +307,38 @@ def test_roi_lab_colours_read_the_colour_at_each_cell_centre():
     torch.testing.assert_close(lab[0, :, :, 2:], blue[:, None, None].expand(3, 4, 2))
 
 
+def test_smooth_image_averages_the_window_cut_at_the_image_edge():
+    rgb = torch.arange(3 * 5 * 6, dtype=torch.float64).reshape(1, 3, 5, 6)
+    smooth = smooth_image(rgb, 3)
+    assert torch.equal(smooth_image(rgb, 1), rgb)
+    for y, x in ((2, 3), (0, 0), (4, 5), (0, 3)):
+        window = rgb[0, :, max(0, y - 1) : y + 2, max(0, x - 1) : x + 2]
+        torch.testing.assert_close(smooth[0, :, y, x], window.mean(dim=(1, 2)))
+    for bad in (0, 2):
+        with pytest.raises(ValueError, match="odd"):
+            smooth_image(rgb, bad)
+
+
+def test_smoothed_colours_let_neighbours_on_a_noisy_surface_pass_the_threshold():
+    # One flat grey with pixel noise of std 4 (of 255), as the synthetic images: about half of
+    # the neighbouring cells fail BoxInst's threshold (similarity 0.3) unless the colour is
+    # averaged over a window.
+    torch.manual_seed(0)
+    rgb = (0.5 + torch.randn(1, 3, 64, 64) * 4 / 255).clamp(0, 1)
+    box = [torch.tensor([[8.0, 8.0, 56.0, 56.0]])]
+    passed = {}
+    for smoothing in (1, 3):
+        (lab,) = roi_lab_colours(rgb, box, 24, smoothing)
+        similarity = torch.exp(-(lab[..., 1:] - lab[..., :-1]).norm(dim=1) / 2)
+        passed[smoothing] = float((similarity >= 0.3).float().mean())
+    assert passed[1] < 0.6 and passed[3] > 0.9
+
+
+def test_colour_smoothing_is_checked():
+    with pytest.raises(ValueError, match="PAIRWISE_COLOUR_SMOOTHING"):
+        roi_heads(**{"BOX_SUPERVISION.PAIRWISE_COLOUR_SMOOTHING": 4})
+
+
 def _direct_pairwise_loss(logits, lab, proposal, gt, threshold, dilation):
     p = 1 / (1 + np.exp(-logits.numpy().astype(np.float64)))
     lab = lab.numpy().astype(np.float64)
@@ -401,6 +434,30 @@ def test_pairwise_loss_trains_the_mask_branch_through_the_roi_heads():
     assert losses["loss_mask_pairwise"].item() > 0 and "loss_mask_projection" not in losses
     sum(losses.values()).backward()
     assert next(heads.mask_head.transfer.parameters()).grad.abs().sum() > 0
+
+
+def test_colour_smoothing_reaches_the_pairwise_loss_through_the_roi_heads():
+    targets = targets_with_partial_masks()
+    torch.manual_seed(1)
+    images = ImageList(torch.rand(2, 3, IMAGE, IMAGE) * 100, [(IMAGE, IMAGE)] * 2)
+    features = {"p2": torch.rand(2, 8, IMAGE // 4, IMAGE // 4)}
+    losses = []
+    for smoothing in (1, 5):
+        torch.manual_seed(0)
+        heads = roi_heads(
+            **{
+                "BOX_SUPERVISION.PAIRWISE_WEIGHT": 1.0,
+                "BOX_SUPERVISION.PAIRWISE_COLOUR_SMOOTHING": smoothing,
+            }
+        )
+        assert heads.pairwise_colour_smoothing == smoothing
+        heads.train()
+        torch.manual_seed(0)
+        with EventStorage():
+            _, out = heads(images, features, jittered_proposals(targets), targets)
+        losses.append(out["loss_mask_pairwise"].item())
+    # Same weights and RoIs: only the colours differ, so more pairs pass on smoothed noise.
+    assert losses[0] != pytest.approx(losses[1])
 
 
 def test_pairwise_weight_warms_up_linearly():

@@ -36,6 +36,7 @@ __all__ = [
     "pairwise_affinity_loss",
     "rgb_to_lab",
     "roi_lab_colours",
+    "smooth_image",
 ]
 
 
@@ -100,7 +101,7 @@ def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
     return torch.stack([lightness, 500 * (fx - fy), 200 * (fy - fz)], dim=-3)
 
 
-def _neighbour_pairs(x: torch.Tensor, dilation: int):
+def neighbour_pairs(x: torch.Tensor, dilation: int):
     """(..., M, M) -> for the 4 offsets (0, d), (d, 0), (d, d), (d, -d) (with their opposites,
     every pair of the 8-neighbourhood at distance d once): aligned crops (first, second), where
     first[..., y, x] and second[..., y, x] are neighbours."""
@@ -142,10 +143,10 @@ def pairwise_affinity_loss(
     fg, bg = F.logsigmoid(mask_logits)[:, None], F.logsigmoid(-mask_logits)[:, None]
     total, count = mask_logits.sum() * 0, 0.0
     for (lab_a, lab_b), (fg_a, fg_b), (bg_a, bg_b), (in_a, in_b) in zip(
-        _neighbour_pairs(lab, dilation),
-        _neighbour_pairs(fg, dilation),
-        _neighbour_pairs(bg, dilation),
-        _neighbour_pairs(inside, dilation),
+        neighbour_pairs(lab, dilation),
+        neighbour_pairs(fg, dilation),
+        neighbour_pairs(bg, dilation),
+        neighbour_pairs(inside, dilation),
     ):
         similarity = torch.exp(-(lab_a - lab_b).norm(dim=1, keepdim=True) * 0.5)
         # A pair is counted from each of its cells that lies in the box: twice inside the box,
@@ -157,15 +158,28 @@ def pairwise_affinity_loss(
     return total / max(count, 1.0)
 
 
-def roi_lab_colours(rgb: torch.Tensor, boxes, side: int):
+def smooth_image(rgb: torch.Tensor, smoothing: int) -> torch.Tensor:
+    """(N, 3, H, W) -> the same, each pixel the mean of the ``smoothing`` x ``smoothing`` window
+    around it (windows cut at the image's edge average what is inside); 1 = unchanged."""
+    if smoothing < 1 or smoothing % 2 == 0:
+        raise ValueError(f"the colour smoothing window must be odd and >= 1, got {smoothing}")
+    if smoothing == 1:
+        return rgb
+    return F.avg_pool2d(rgb, smoothing, 1, smoothing // 2, count_include_pad=False)
+
+
+def roi_lab_colours(rgb: torch.Tensor, boxes, side: int, smoothing: int = 1):
     """The CIE Lab colour at the centres of each RoI's ``side`` x ``side`` cells.
 
     Args:
         rgb: (N, 3, H, W) the batch's images, sRGB in [0, 1].
         boxes: per image, (R_i, 4) XYXY RoI boxes in image pixels.
+        smoothing: the colour is first averaged over this odd window of pixels
+            (:func:`smooth_image`), as BoxInst reads it from an average-pooled image.
     Returns:
         Per image, (R_i, 3, side, side).
     """
+    rgb = smooth_image(rgb, smoothing)
     # aligned=True with one sample per bin reads each cell at its centre, as the mask's pixels.
     sampled = roi_align(rgb, list(boxes), side, spatial_scale=1.0, sampling_ratio=1, aligned=True)
     return list(rgb_to_lab(sampled).split([len(b) for b in boxes]))

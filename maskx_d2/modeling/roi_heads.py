@@ -45,6 +45,7 @@ class MaskXROIHeads(StandardROIHeads):
         box_supervised_masks: bool = False,
         box_only_gt_padding: float = 0.0,
         colour_normalization: Optional[Tuple[List[float], List[float], str]] = None,
+        pairwise_colour_smoothing: int = 1,
         class_activation_prior: bool = False,
         cam_normalization: str = "minmax",
         cam_detach_class_weights: bool = True,
@@ -67,6 +68,8 @@ class MaskXROIHeads(StandardROIHeads):
                 cells outside the box.
             colour_normalization: (pixel mean, pixel std, input format) of the images, given
                 when the pairwise colour loss needs the RoIs' colours; None otherwise.
+            pairwise_colour_smoothing (int): those colours are averaged over this odd window
+                of image pixels first (:func:`.box_supervision.smooth_image`).
             class_activation_prior (bool): add each mask RoI's class activation map to its
                 pooled mask features (OPMask); the box head must have ``feature_map`` (as
                 :class:`ConvGAPBoxHead`) and the mask branch a pooler.
@@ -82,6 +85,7 @@ class MaskXROIHeads(StandardROIHeads):
         self.box_supervised_masks = box_supervised_masks
         self.box_only_gt_padding = box_only_gt_padding
         self.colour_normalization = colour_normalization
+        self.pairwise_colour_smoothing = pairwise_colour_smoothing
         if self.mask_on and hasattr(self.mask_head, "check_box_predictor"):
             self.mask_head.check_box_predictor(self.box_predictor)
         self.class_activation_prior = class_activation_prior and self.mask_on
@@ -129,6 +133,12 @@ class MaskXROIHeads(StandardROIHeads):
                 "MODEL.MASKX.BOX_SUPERVISION.GT_BOX_PADDING must be in [0, 1], "
                 f"got {box.GT_BOX_PADDING}"
             )
+        smoothing = box.PAIRWISE_COLOUR_SMOOTHING
+        if smoothing < 1 or smoothing % 2 == 0:
+            raise ValueError(
+                "MODEL.MASKX.BOX_SUPERVISION.PAIRWISE_COLOUR_SMOOTHING must be an odd window "
+                f"side >= 1 (pixels), got {smoothing}"
+            )
         if box_supervised and mx.MASK_TRAIN_BOXES == "gt" and box.GT_BOX_PADDING == 0:
             # Every RoI is its box: no cell outside it, so the losses never see its background.
             logging.getLogger(__name__).warning(
@@ -172,6 +182,7 @@ class MaskXROIHeads(StandardROIHeads):
                 list(cfg.MODEL.PIXEL_STD),
                 cfg.INPUT.FORMAT,
             )
+            ret["pairwise_colour_smoothing"] = smoothing
         return ret
 
     def forward(self, images, features, proposals, targets=None):
@@ -208,7 +219,9 @@ class MaskXROIHeads(StandardROIHeads):
         rgb = (pixels.flip(1) if input_format == "BGR" else pixels) / 255.0
         side = 2 * self.mask_pooler.output_size[0]  # the mask head's deconv doubles it
         boxes = [r.proposal_boxes.tensor for r in rois]
-        for r, lab in zip(rois, roi_lab_colours(rgb.clamp(0, 1), boxes, side)):
+        for r, lab in zip(
+            rois, roi_lab_colours(rgb.clamp(0, 1), boxes, side, self.pairwise_colour_smoothing)
+        ):
             r.gt_lab = lab
 
     def _forward_box(self, features: Dict[str, torch.Tensor], proposals: List[Instances]):
