@@ -310,6 +310,9 @@ VARIANTS = {
     "a12-class-agnostic": _a12_variant(
         "class-agnostic, 12 classes with masks", "class_agnostic_R_18_FPN_synthetic.yaml"
     ),
+    "a12-transfer": _a12_variant(
+        "transfer, cls+box, 12 classes with masks", "transfer_R_18_FPN_synthetic.yaml"
+    ),
     "a12-transfer-mlp": _a12_variant(
         "transfer+MLP, cls+box, 12 classes with masks", "maskx_R_18_FPN_synthetic.yaml"
     ),
@@ -637,7 +640,7 @@ def _a12_table(table, header):
     its own class-agnostic head to the oracle evaluated on this split (a12-oracle-maskx)."""
     oracle = ["a12-oracle-maskx"]
     eight = ["a12-eval-class-agnostic", "a12-eval-transfer-mlp"]
-    twelve = ["a12-class-agnostic", "a12-transfer-mlp", *oracle]
+    twelve = ["a12-class-agnostic", "a12-transfer", "a12-transfer-mlp", *oracle]
     rows = _rows(table, eight, A12_VAL, eight[0], oracle_keys=oracle)
     rows += _rows(table, twelve, A12_VAL, twelve[0], oracle_keys=oracle)
     if not rows:
