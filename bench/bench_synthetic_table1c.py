@@ -61,6 +61,16 @@ GT_BOXES = ("MODEL.MASKX.MASK_TRAIN_BOXES", "both", "MODEL.MASKX.GT_BOX_JITTER",
 # a third of each projection's dice (on a proposal, which hugs the box, about a tenth) and the
 # pairs across the box's edge are many. BoxInst's whole-image masks have that margin for free.
 PADDED_GT_BOXES = (*GT_BOXES, "MODEL.MASKX.BOX_SUPERVISION.GT_BOX_PADDING", "0.5")
+# A gentler pairwise loss: a quarter of BoxInst's weight, on colours averaged over 3 x 3 pixels
+# (tools/pairwise_pass_rates.py: the window that keeps the most same-surface pairs here).
+GENTLE_BOXINST = (
+    "MODEL.MASKX.BOX_SUPERVISION.PROJECTION_WEIGHT",
+    "1.0",
+    "MODEL.MASKX.BOX_SUPERVISION.PAIRWISE_WEIGHT",
+    "0.25",
+    "MODEL.MASKX.BOX_SUPERVISION.PAIRWISE_COLOUR_SMOOTHING",
+    "3",
+)
 RESIDUAL = ("MODEL.MASKX.HEAD.ARCHITECTURE", "residual", "MODEL.MASKX.HEAD.NUM_BLOCKS", "4")
 # Deep-MARC's head family at the benchmark's scale: as its recipe doubles the RoI side (14 -> 32
 # on COCO), 7 -> 14 here (28 x 28 masks), and three halvings (14, 7, 4, 2) instead of five.
@@ -156,9 +166,18 @@ VARIANTS = {
         *PAIRWISE_WARMUP,
     ),
     "transfer-mlp-boxinst-padded": _variant(
-        "transfer+MLP + projection and pairwise losses, warm-up, box-only RoIs padded by 50%",
+        "transfer+MLP + projection and pairwise losses, warm-up, proposals and GT boxes, "
+        "box-only GT boxes padded by 50%",
         "maskx_R_18_FPN_synthetic.yaml",
         *BOXINST,
+        *PAIRWISE_WARMUP,
+        *PADDED_GT_BOXES,
+    ),
+    "transfer-mlp-boxinst-padded-gentle": _variant(
+        "transfer+MLP + projection loss and pairwise loss x0.25 on 3 x 3-averaged colours, "
+        "warm-up, proposals and GT boxes, box-only GT boxes padded by 50%",
+        "maskx_R_18_FPN_synthetic.yaml",
+        *GENTLE_BOXINST,
         *PAIRWISE_WARMUP,
         *PADDED_GT_BOXES,
     ),
@@ -290,7 +309,8 @@ VARIANTS = {
         *PAIRWISE_WARMUP,
     ),
     "shifted-transfer-mlp-boxinst-padded": _shifted_variant(
-        "transfer+MLP + BoxInst losses, warm-up, box-only RoIs padded by 50%",
+        "transfer+MLP + BoxInst losses, warm-up, proposals and GT boxes, "
+        "box-only GT boxes padded by 50%",
         "maskx_R_18_FPN_synthetic.yaml",
         *BOXINST,
         *PAIRWISE_WARMUP,
@@ -334,6 +354,7 @@ BEYOND = [
     "transfer-mlp-boxinst",
     "transfer-mlp-boxinst-warmup",
     "transfer-mlp-boxinst-padded",
+    "transfer-mlp-boxinst-padded-gentle",
     "class-agnostic-boxinst",
     "transfer-mlp-gt-boxes",
     "class-agnostic-gt-boxes",
