@@ -407,6 +407,12 @@ COLUMNS = [  # (header, result key)
     ("GT-box mask AP B", "segm_gtbox_B/AP"),
 ]
 GAP_KEY = "segm_gtbox_B/mIoU"
+# Each box-only class's GT-box mIoU (gt_box_metrics.py: "mIoU-<name>"). With 4 or 8 box-only
+# classes the mean over B can hide a head that wins on most classes and fails on one (the
+# twelve-class split's transfer runs, docs/table1c_synthetic.md): the report also counts, over
+# the seeds both ran, the (seed, class) pairs where a head is above the class-agnostic head.
+B_CLASS_PREFIX = "segm_gtbox_B/mIoU-"
+PER_CLASS = "B classes by seed"  # table entry: {seed: {class name: GT-box mIoU}}
 # Proposal recall (TEST.MASKX.PROPOSAL_RECALL, proposal_recall.py): the outputs as class-agnostic
 # proposals, mask AR in percent; a second table, for the runs that measure it.
 AR_COLUMNS = [
@@ -598,6 +604,11 @@ def collect(work_dir, keys, seeds):
                     continue
                 for _, k in COLUMNS + AR_COLUMNS:
                     per_key.setdefault(k, []).append(r.get(k))
+                per_key.setdefault(PER_CLASS, {})[seed] = {
+                    k[len(B_CLASS_PREFIX) :]: v
+                    for k, v in r.items()
+                    if k.startswith(B_CLASS_PREFIX)
+                }
             if per_key:
                 table[(key, dataset)] = per_key
     return table
@@ -609,6 +620,22 @@ def gap_closed(head, agnostic, oracle):
     return (head - agnostic) / gap if gap > 0 else float("nan")
 
 
+def b_classes_above(head, agnostic):
+    """'wins of pairs': the (seed, box-only class) pairs, over the seeds both ran, where
+    ``head``'s GT-box mIoU is above ``agnostic``'s (both {seed: {class: mIoU}}); '-' without
+    per-class results (runs evaluated before 2026-12-03)."""
+    pairs = [
+        (classes[name], agnostic[seed][name])
+        for seed, classes in head.items()
+        if seed in agnostic
+        for name in classes
+        if name in agnostic[seed]
+    ]
+    if not pairs:
+        return "-"
+    return f"{sum(h > a for h, a in pairs)} of {len(pairs)}"
+
+
 def _rows(table, keys, dataset, agnostic_key, oracle_keys=ORACLES):
     """Markdown rows of ``keys`` on ``dataset``, each partially supervised head with the share
     of the class-agnostic -> oracle gap it closes (oracle: the better of ``oracle_keys`` on
@@ -618,19 +645,23 @@ def _rows(table, keys, dataset, agnostic_key, oracle_keys=ORACLES):
     ]
     oracle = max(oracles) if oracles else float("nan")
     agnostic = table.get((agnostic_key, dataset), {}).get(GAP_KEY)
+    agnostic_classes = table.get((agnostic_key, dataset), {}).get(PER_CLASS, {})
     lines = []
     for key in keys:
         if (key, dataset) not in table:
             continue
         values = table[(key, dataset)]
         cells = [_stats(values.get(k, []))[0] for _, k in COLUMNS]
-        share = "-"
-        if key not in FULLY_SUPERVISED and key != agnostic_key and agnostic and np.isfinite(oracle):
+        share, wins = "-", "-"
+        partial = key not in FULLY_SUPERVISED and key != agnostic_key
+        if partial and agnostic and np.isfinite(oracle):
             closed = gap_closed(_stats(values[GAP_KEY])[1], _stats(agnostic)[1], oracle)
             share = f"{closed:.0%}"
+        if partial:
+            wins = b_classes_above(values.get(PER_CLASS, {}), agnostic_classes)
         seeds = len(values[GAP_KEY])
         label = VARIANTS[key]["label"]
-        lines.append(f"| {label} | {seeds} | " + " | ".join(cells) + f" | {share} |")
+        lines.append(f"| {label} | {seeds} | " + " | ".join(cells) + f" | {share} | {wins} |")
     return lines
 
 
@@ -680,8 +711,10 @@ def report(work_dir, seeds, command, machine, backbone=None, failed=()):
     """The markdown tables of the finished runs of ``work_dir``; ``failed``: (variant key, seed)
     of runs that ended with an error, named at the end (their rows have fewer seeds)."""
     header = (
-        "| method | seeds | " + " | ".join(h for h, _ in COLUMNS) + " | gap closed on B |\n"
-        "|---|---|" + "---|" * len(COLUMNS) + "---|"
+        "| method | seeds | "
+        + " | ".join(h for h, _ in COLUMNS)
+        + " | gap closed on B | B classes above class-agnostic |\n"
+        "|---|---|" + "---|" * len(COLUMNS) + "---|---|"
     )
     table = collect(work_dir, list(VARIANTS), seeds)
     main_keys = ["class-agnostic", *PARTIAL, *BEYOND, *ORACLES, *OTHER_SYSTEMS]
@@ -706,7 +739,10 @@ def report(work_dir, seeds, command, machine, backbone=None, failed=()):
         + _ar_table(table, main_keys, MAIN_VAL)
         + f"\n\nCells: mean (min-max) over seeds {', '.join(map(str, seeds))}. Gap closed: "
         "(head - class-agnostic) / (oracle - class-agnostic) of the seed means of GT-box mIoU "
-        f"on B, to the better of the two oracles. Backbone: {describe_backbone(backbone)}. "
+        "on B, to the better of the two oracles. B classes above class-agnostic: the (seed, "
+        "box-only class) pairs where the head's GT-box mIoU is above the class-agnostic head's "
+        "of the same seed. "
+        f"Backbone: {describe_backbone(backbone)}. "
         f"Command: `{command}`; machine: {machine}.\n"
     )
     if failed:

@@ -92,7 +92,7 @@ def test_report_gives_mean_spread_and_gap_share(tmp_path):
     row = next(
         line for line in text.splitlines() if line.startswith("| transfer+MLP, cls+box (main")
     )
-    assert "| 2 |" in row and "61.0 (60.0-62.0)" in row and row.endswith("| 33% |")
+    assert "| 2 |" in row and "61.0 (60.0-62.0)" in row and row.endswith("| 33% | - |")
     oracle = next(line for line in text.splitlines() if line.startswith("| oracle"))
     assert "81.0 (80.0-82.0)" in oracle
     # The shifted table has the oracle regrouped by the shifted split, and no other run yet.
@@ -112,15 +112,15 @@ def test_report_has_a_twelve_class_table_with_its_own_oracle(tmp_path):
     a12 = text.split("Twelve-class split")[1]
     rows = [line for line in a12.splitlines() if "12 classes with masks |" in line]
     assert len(rows) == 2 and "| 58.0 |" in rows[1]
-    assert rows[1].endswith("| - |")  # no oracle evaluated on that split: no share claimed
+    assert rows[1].endswith("| - | - |")  # no oracle evaluated on that split: no share claimed
     assert "(main job)" not in a12  # the main split's run stays in the main table
 
     _write_metrics(os.path.join(work, "seed1", "a12-oracle-maskx"), [_eval(74.0)])
     a12 = bench.report(work, [1], "cmd", "machine").split("Twelve-class split")[1]
     rows = [line for line in a12.splitlines() if "12 classes with masks |" in line]
-    assert rows[1].endswith("| 33% |")  # (58 - 50) / (74 - 50)
+    assert rows[1].endswith("| 33% | - |")  # (58 - 50) / (74 - 50)
     oracle = next(line for line in a12.splitlines() if line.startswith("| oracle"))
-    assert "| 74.0 |" in oracle and oracle.endswith("| - |")
+    assert "| 74.0 |" in oracle and oracle.endswith("| - | - |")
 
     # The main split's runs scored on the same 4 classes: their own block, their own baseline.
     _write_metrics(os.path.join(work, "seed1", "a12-eval-class-agnostic"), [_eval(42.0)])
@@ -133,8 +133,35 @@ def test_report_has_a_twelve_class_table_with_its_own_oracle(tmp_path):
         "| class-agnostic, 12 classes with masks",
         "| transfer+MLP, cls+box, 12 classes with masks",
     ]
-    assert rows[1].endswith("| 25% |")  # (50 - 42) / (74 - 42)
-    assert rows[3].endswith("| 33% |")
+    assert rows[1].endswith("| 25% | - |")  # (50 - 42) / (74 - 42)
+    assert rows[3].endswith("| 33% | - |")
+
+
+def test_report_counts_the_box_only_classes_a_head_wins(tmp_path):
+    """Per seed and box-only class, against the class-agnostic run of the same seed."""
+    work = str(tmp_path)
+    classes = {  # seed: (class-agnostic, transfer+MLP) per class
+        1: {"red_bar": (40.0, 60.0), "green_ring": (50.0, 20.0), "blue_cross": (30.0, 31.0)},
+        2: {"red_bar": (45.0, 44.0), "green_ring": (50.0, 70.0), "blue_cross": (30.0, 90.0)},
+    }
+    for seed, per_class in classes.items():
+        for index, key in enumerate(("class-agnostic", "transfer-mlp")):
+            extra = {f"segm_gtbox_B/mIoU-{name}": v[index] for name, v in per_class.items()}
+            extra["segm_gtbox_A/mIoU-red_circle"] = 99.0  # a class of A: not counted
+            _write_metrics(os.path.join(work, f"seed{seed}", key), [_eval(50.0, **extra)])
+    # Seed 3 of transfer+MLP has no class-agnostic run to compare with: not counted either.
+    _write_metrics(
+        os.path.join(work, "seed3", "transfer-mlp"),
+        [_eval(50.0, **{"segm_gtbox_B/mIoU-red_bar": 99.0})],
+    )
+    text = bench.report(work, [1, 2, 3], "cmd", "machine")
+    header = next(line for line in text.splitlines() if line.startswith("| method"))
+    assert header.endswith("| gap closed on B | B classes above class-agnostic |")
+    row = next(line for line in text.splitlines() if line.startswith("| transfer+MLP, cls+box"))
+    assert row.endswith("| 4 of 6 |")  # seed 1: red_bar, blue_cross; seed 2: the other two
+    agnostic = next(line for line in text.splitlines() if line.startswith("| class-agnostic |"))
+    assert agnostic.endswith("| - | - |")
+    assert bench.b_classes_above({1: {"a": 2.0}}, {}) == "-"
 
 
 def test_evaluation_variants_wait_for_their_source_run(tmp_path, capsys):

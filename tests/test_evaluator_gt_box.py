@@ -138,9 +138,16 @@ def test_masks_equal_to_the_ground_truth_score_100(gt_file, coco, register_eval_
     name = register_eval_set(gt_file, evaluator_type="coco_partial", mask_category_ids=SET_A)
     results = _evaluate(PartiallySupervisedCOCOEvaluator(name), coco)
     assert KEYS <= set(results)
-    for key in KEYS:
-        assert set(results[key]) == set(GT_BOX_FIELDS) == {"mIoU", "AP", "AP50", "AP75"}
-        for field in GT_BOX_FIELDS:
+    names = {c["id"]: c["name"] for c in coco.loadCats(CATEGORY_IDS)}
+    for key, cat_ids in (
+        ("segm_gtbox", CATEGORY_IDS),
+        ("segm_gtbox_A", SET_A),
+        ("segm_gtbox_B", SET_B),
+    ):
+        per_class = {f"mIoU-{names[c]}" for c in cat_ids if coco.getAnnIds(catIds=[c])}
+        assert set(GT_BOX_FIELDS) == {"mIoU", "AP", "AP50", "AP75"}
+        assert set(results[key]) == set(GT_BOX_FIELDS) | per_class
+        for field in results[key]:
             assert results[key][field] == pytest.approx(100.0), (key, field)
 
 
@@ -160,6 +167,10 @@ def test_shifted_masks_match_numpy_iou_and_pycocotools(
         expected_miou = _reference_miou(coco, shift, cat_ids)
         assert 20 < expected_miou < 95  # the shift matters, and not totally
         assert results[key]["mIoU"] == pytest.approx(expected_miou, abs=1e-6)
+        for c in cat_ids:  # each class's own mean IoU, under its name
+            name_c = coco.loadCats([c])[0]["name"]
+            expected_c = _reference_miou(coco, shift, [c])
+            assert results[key][f"mIoU-{name_c}"] == pytest.approx(expected_c, abs=1e-6)
         for field, value in _reference_ap(gt_file, shift, cat_ids).items():
             assert results[key][field] == pytest.approx(value, abs=1e-9), (key, field)
     assert results["segm_gtbox_A"]["mIoU"] != pytest.approx(results["segm_gtbox_B"]["mIoU"])

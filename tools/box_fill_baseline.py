@@ -61,7 +61,7 @@ def box_fill_results(coco: COCO) -> List[dict]:
 
 
 def box_fill_metrics(coco: COCO, groups) -> Dict[str, Dict[str, float]]:
-    """``{"segm_gtbox": {"mIoU", "AP", "AP50", "AP75"}, "segm_gtbox_A": ..., ...}`` of the
+    """``{"segm_gtbox": {"mIoU", "AP", "AP50", "AP75", "mIoU-<class>", ...}, ...}`` of the
     filled boxes; ``groups``: {"A": category ids, "B": ...} (may be empty). Box-only
     annotations get no prediction and, as in the evaluator, are ignore regions for AP."""
     box_only = box_only_annotation_ids(coco)

@@ -83,7 +83,8 @@ class PartiallySupervisedCOCOEvaluator(COCOEvaluator):
     ground-truth json. Without ``mask_category_ids`` only the overall tasks are reported; for a
     model without masks, or ground truth without masks, only the box tasks. Outputs with
     ``gt_box_instances`` add ``segm_gtbox``, ``segm_gtbox_A`` and ``segm_gtbox_B`` (mIoU, AP,
-    AP50, AP75 of the masks predicted on ground-truth boxes). After
+    AP50, AP75 of the masks predicted on ground-truth boxes, and each class's ``mIoU-<name>``).
+    After
     :meth:`evaluate`, :attr:`summary_table` holds the table that was logged (empty if nothing
     was evaluated, e.g. on non-main ranks).
     """

@@ -8,7 +8,11 @@ prediction, of its own class, in its own box.
 - ``mIoU``: the IoU of each prediction with its own ground-truth mask (at the original image
   resolution), averaged over the instances of each category, then over categories (as AP is);
 - ``AP``, ``AP50``, ``AP75``: pycocotools' mask AP of these predictions against the same ground
-  truth as the standard mask AP (crowd regions, and box-only instances, are ignore regions).
+  truth as the standard mask AP (crowd regions, and box-only instances, are ignore regions);
+- ``mIoU-<category name>``: each category's mean IoU, in the dicts of all classes and of its
+  group, named as detectron2 names per-category AP (``AP-<name>``), so that its result printing
+  and ``metrics.json`` treat them alike. With a handful of box-only classes the mean over B hides
+  whether a head wins on most classes or fails on one; these show which.
 
 All numbers are in percent; a group without ground truth gets NaN.
 """
@@ -77,23 +81,27 @@ def gt_box_mask_metrics(
             instances turned into ignore regions); default ``coco_gt``.
         img_ids: restrict AP to these images (default: every image of ``coco_gt``).
     Returns:
-        ``{"segm_gtbox": {...}, "segm_gtbox_A": {...}, ...}`` with :data:`GT_BOX_FIELDS`.
+        ``{"segm_gtbox": {...}, "segm_gtbox_A": {...}, ...}`` with :data:`GT_BOX_FIELDS` and
+        ``mIoU-<name>`` of each category of the group that has ground truth.
     """
     ious = mask_ious_by_category(coco_gt, results)
+    names = {c["id"]: c["name"] for c in coco_gt.loadCats(coco_gt.getCatIds())}
     coco_eval = _coco_eval(coco_gt_for_ap or coco_gt, results, img_ids)
     all_ids = sorted(coco_gt.getCatIds())
     out = {}
     for name, cat_ids in [("segm_gtbox", all_ids)] + [
         (f"segm_gtbox_{g}", ids) for g, ids in groups.items()
     ]:
-        per_category = [np.mean(ious[c]) for c in cat_ids if ious.get(c)]
+        per_category = {c: float(np.mean(ious[c])) for c in cat_ids if ious.get(c)}
         ap = (
             summarize_categories(coco_eval, cat_ids)
             if coco_eval is not None
             else {f: float("nan") for f in GT_BOX_FIELDS}
         )
+        mean = np.mean(list(per_category.values())) * 100 if per_category else float("nan")
         out[name] = {
-            "mIoU": float(np.mean(per_category) * 100) if per_category else float("nan"),
+            "mIoU": float(mean),
             **{f: ap[f] for f in ("AP", "AP50", "AP75")},
+            **{f"mIoU-{names[c]}": iou * 100 for c, iou in per_category.items()},
         }
     return out
