@@ -316,6 +316,14 @@ VARIANTS = {
         *PAIRWISE_WARMUP,
         *PADDED_GT_BOXES,
     ),
+    "shifted-transfer-mlp-boxinst-padded-gentle": _shifted_variant(
+        "transfer+MLP + projection loss and pairwise loss x0.25 on 3 x 3-averaged colours, "
+        "warm-up, proposals and GT boxes, box-only GT boxes padded by 50%",
+        "maskx_R_18_FPN_synthetic.yaml",
+        *GENTLE_BOXINST,
+        *PAIRWISE_WARMUP,
+        *PADDED_GT_BOXES,
+    ),
     "shifted-transfer-mlp-projection": _shifted_variant(
         "transfer+MLP + projection loss on B's boxes",
         "maskx_R_18_FPN_synthetic.yaml",
@@ -371,6 +379,7 @@ SHIFTED_BEYOND = [
     "shifted-transfer-mlp-boxinst",
     "shifted-transfer-mlp-boxinst-warmup",
     "shifted-transfer-mlp-boxinst-padded",
+    "shifted-transfer-mlp-boxinst-padded-gentle",
     "shifted-transfer-mlp-projection",
     "shifted-transfer-mlp-projection-gt-boxes",
 ]
