@@ -98,7 +98,10 @@ def add_maskx_config(cfg):
     # each of its 8 neighbours (inside the box or not) whose colour similarity
     # exp(-||Lab_i - Lab_j|| / 2) reaches PAIRWISE_THRESHOLD should share a label (loss key
     # loss_mask_pairwise = this weight x the mean -log P(same label)). The pairs across the
-    # box's edge tie its background to the outside, where the projection loss says 0.
+    # box's edge tie its background to the outside, where the projection loss says 0. On the
+    # embedded benchmark a weight of 1 (BoxInst's) makes box-only masks fill their box; 0.25
+    # with PAIRWISE_COLOUR_SMOOTHING 3 and GT_BOX_PADDING 0.5 gave masks that follow the object
+    # (docs/table1c_synthetic.md, "The options beyond the paper").
     _C.MODEL.MASKX.BOX_SUPERVISION.PAIRWISE_WEIGHT = 0.0
     _C.MODEL.MASKX.BOX_SUPERVISION.PAIRWISE_THRESHOLD = 0.3
     # Distance in grid cells between the two cells of a pair (BoxInst: 2 on its 1/4-resolution
