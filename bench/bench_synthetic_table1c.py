@@ -71,6 +71,9 @@ GENTLE_BOXINST = (
     "MODEL.MASKX.BOX_SUPERVISION.PAIRWISE_COLOUR_SMOOTHING",
     "3",
 )
+# Its two changes one at a time, to tell which one makes the masks follow the object.
+QUARTER_PAIRWISE = GENTLE_BOXINST[:4]
+SMOOTHED_PAIRWISE = (*BOXINST, *GENTLE_BOXINST[4:])
 RESIDUAL = ("MODEL.MASKX.HEAD.ARCHITECTURE", "residual", "MODEL.MASKX.HEAD.NUM_BLOCKS", "4")
 # Deep-MARC's head family at the benchmark's scale: as its recipe doubles the RoI side (14 -> 32
 # on COCO), 7 -> 14 here (28 x 28 masks), and three halvings (14, 7, 4, 2) instead of five.
@@ -106,6 +109,15 @@ def _variant(label, config, *opts, test=(MAIN_VAL,), split="main"):
 def _shifted_variant(label, config, *opts):
     """A variant trained and evaluated on the appearance-shifted split (B's colours not in A)."""
     return _variant(label, config, *SHIFTED_TRAIN, *opts, test=(SHIFTED_VAL,), split="shifted")
+
+
+def _on_both_splits(key, label, config, *opts):
+    """``key`` on the main split and ``"shifted-" + key`` on the appearance-shifted split: one
+    definition of an option's label and settings for both tables."""
+    return {
+        key: _variant(label, config, *opts),
+        "shifted-" + key: _shifted_variant(label, config, *opts),
+    }
 
 
 def _a12_variant(label, config, *opts):
@@ -144,42 +156,10 @@ VARIANTS = {
         test=(MAIN_VAL, SHIFTED_VAL),
         split="both",
     ),
-    "transfer-mlp-projection": _variant(
-        "transfer+MLP + projection loss on B's boxes",
-        "maskx_R_18_FPN_synthetic.yaml",
-        *PROJECTION,
-    ),
     "class-agnostic-projection": _variant(
         "class-agnostic + projection loss on B's boxes",
         "class_agnostic_R_18_FPN_synthetic.yaml",
         *PROJECTION,
-    ),
-    "transfer-mlp-boxinst": _variant(
-        "transfer+MLP + projection and pairwise losses on B's boxes",
-        "maskx_R_18_FPN_synthetic.yaml",
-        *BOXINST,
-    ),
-    "transfer-mlp-boxinst-warmup": _variant(
-        "transfer+MLP + projection and pairwise losses, pairwise warm-up 200 iterations",
-        "maskx_R_18_FPN_synthetic.yaml",
-        *BOXINST,
-        *PAIRWISE_WARMUP,
-    ),
-    "transfer-mlp-boxinst-padded": _variant(
-        "transfer+MLP + projection and pairwise losses, warm-up, proposals and GT boxes, "
-        "box-only GT boxes padded by 50%",
-        "maskx_R_18_FPN_synthetic.yaml",
-        *BOXINST,
-        *PAIRWISE_WARMUP,
-        *PADDED_GT_BOXES,
-    ),
-    "transfer-mlp-boxinst-padded-gentle": _variant(
-        "transfer+MLP + projection loss and pairwise loss x0.25 on 3 x 3-averaged colours, "
-        "warm-up, proposals and GT boxes, box-only GT boxes padded by 50%",
-        "maskx_R_18_FPN_synthetic.yaml",
-        *GENTLE_BOXINST,
-        *PAIRWISE_WARMUP,
-        *PADDED_GT_BOXES,
     ),
     "class-agnostic-boxinst": _variant(
         "class-agnostic + projection and pairwise losses on B's boxes",
@@ -201,13 +181,6 @@ VARIANTS = {
     ),
     "transfer-mlp-cam-prior": _variant(
         "transfer+MLP + class activation prior (OPMask)", "opmask_prior_R_18_FPN_synthetic.yaml"
-    ),
-    # The combination of the two options that each raised B alone (seed 42 of each, 2026-12-02).
-    "transfer-mlp-projection-gt-boxes": _variant(
-        "transfer+MLP + projection loss + mask training on proposals and GT boxes",
-        "maskx_R_18_FPN_synthetic.yaml",
-        *PROJECTION,
-        *GT_BOXES,
     ),
     "class-agnostic-gt-boxes": _variant(
         "class-agnostic, mask training on proposals and GT boxes",
@@ -294,29 +267,48 @@ VARIANTS = {
         "transfer+MLP, cls+box",
         "maskx_R_18_FPN_synthetic.yaml",
     ),
-    "shifted-transfer-mlp-boxinst": _shifted_variant(
-        "transfer+MLP + BoxInst losses on B's boxes",
+    # Options beyond the paper on both splits (the shifted one: B's colours are absent from A).
+    **_on_both_splits(
+        "transfer-mlp-projection",
+        "transfer+MLP + projection loss on B's boxes",
+        "maskx_R_18_FPN_synthetic.yaml",
+        *PROJECTION,
+    ),
+    # The combination of the two options that each raised B alone (seed 42 of each, 2026-12-02).
+    **_on_both_splits(
+        "transfer-mlp-projection-gt-boxes",
+        "transfer+MLP + projection loss + mask training on proposals and GT boxes",
+        "maskx_R_18_FPN_synthetic.yaml",
+        *PROJECTION,
+        *GT_BOXES,
+    ),
+    **_on_both_splits(
+        "transfer-mlp-boxinst",
+        "transfer+MLP + projection and pairwise losses on B's boxes",
         "maskx_R_18_FPN_synthetic.yaml",
         *BOXINST,
     ),
     # With the pairwise loss at full weight from the start, B's masks settle at "all
     # foreground", which satisfies it exactly (2026-12-02): the warm-up lets the projection
     # loss shape them first, as in BoxInst.
-    "shifted-transfer-mlp-boxinst-warmup": _shifted_variant(
-        "transfer+MLP + BoxInst losses on B's boxes, pairwise warm-up 200 iterations",
+    **_on_both_splits(
+        "transfer-mlp-boxinst-warmup",
+        "transfer+MLP + projection and pairwise losses, pairwise warm-up 200 iterations",
         "maskx_R_18_FPN_synthetic.yaml",
         *BOXINST,
         *PAIRWISE_WARMUP,
     ),
-    "shifted-transfer-mlp-boxinst-padded": _shifted_variant(
-        "transfer+MLP + BoxInst losses, warm-up, proposals and GT boxes, "
+    **_on_both_splits(
+        "transfer-mlp-boxinst-padded",
+        "transfer+MLP + projection and pairwise losses, warm-up, proposals and GT boxes, "
         "box-only GT boxes padded by 50%",
         "maskx_R_18_FPN_synthetic.yaml",
         *BOXINST,
         *PAIRWISE_WARMUP,
         *PADDED_GT_BOXES,
     ),
-    "shifted-transfer-mlp-boxinst-padded-gentle": _shifted_variant(
+    **_on_both_splits(
+        "transfer-mlp-boxinst-padded-gentle",
         "transfer+MLP + projection loss and pairwise loss x0.25 on 3 x 3-averaged colours, "
         "warm-up, proposals and GT boxes, box-only GT boxes padded by 50%",
         "maskx_R_18_FPN_synthetic.yaml",
@@ -324,16 +316,32 @@ VARIANTS = {
         *PAIRWISE_WARMUP,
         *PADDED_GT_BOXES,
     ),
-    "shifted-transfer-mlp-projection": _shifted_variant(
-        "transfer+MLP + projection loss on B's boxes",
+    **_on_both_splits(
+        "transfer-mlp-boxinst-padded-quarter",
+        "transfer+MLP + projection loss and pairwise loss x0.25 (colours not averaged), "
+        "warm-up, proposals and GT boxes, box-only GT boxes padded by 50%",
         "maskx_R_18_FPN_synthetic.yaml",
-        *PROJECTION,
+        *QUARTER_PAIRWISE,
+        *PAIRWISE_WARMUP,
+        *PADDED_GT_BOXES,
     ),
-    "shifted-transfer-mlp-projection-gt-boxes": _shifted_variant(
-        "transfer+MLP + projection loss + mask training on proposals and GT boxes",
+    **_on_both_splits(
+        "transfer-mlp-boxinst-padded-smoothed",
+        "transfer+MLP + projection loss and pairwise loss x1 on 3 x 3-averaged colours, "
+        "warm-up, proposals and GT boxes, box-only GT boxes padded by 50%",
         "maskx_R_18_FPN_synthetic.yaml",
-        *PROJECTION,
-        *GT_BOXES,
+        *SMOOTHED_PAIRWISE,
+        *PAIRWISE_WARMUP,
+        *PADDED_GT_BOXES,
+    ),
+    **_on_both_splits(
+        "class-agnostic-boxinst-padded-gentle",
+        "class-agnostic + projection loss and pairwise loss x0.25 on 3 x 3-averaged colours, "
+        "warm-up, proposals and GT boxes, box-only GT boxes padded by 50%",
+        "class_agnostic_R_18_FPN_synthetic.yaml",
+        *GENTLE_BOXINST,
+        *PAIRWISE_WARMUP,
+        *PADDED_GT_BOXES,
     ),
     "a12-class-agnostic": _a12_variant(
         "class-agnostic, 12 classes with masks", "class_agnostic_R_18_FPN_synthetic.yaml"
@@ -363,6 +371,9 @@ BEYOND = [
     "transfer-mlp-boxinst-warmup",
     "transfer-mlp-boxinst-padded",
     "transfer-mlp-boxinst-padded-gentle",
+    "transfer-mlp-boxinst-padded-quarter",
+    "transfer-mlp-boxinst-padded-smoothed",
+    "class-agnostic-boxinst-padded-gentle",
     "class-agnostic-boxinst",
     "transfer-mlp-gt-boxes",
     "class-agnostic-gt-boxes",
@@ -380,6 +391,9 @@ SHIFTED_BEYOND = [
     "shifted-transfer-mlp-boxinst-warmup",
     "shifted-transfer-mlp-boxinst-padded",
     "shifted-transfer-mlp-boxinst-padded-gentle",
+    "shifted-transfer-mlp-boxinst-padded-quarter",
+    "shifted-transfer-mlp-boxinst-padded-smoothed",
+    "shifted-class-agnostic-boxinst-padded-gentle",
     "shifted-transfer-mlp-projection",
     "shifted-transfer-mlp-projection-gt-boxes",
 ]
