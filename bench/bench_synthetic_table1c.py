@@ -61,19 +61,12 @@ GT_BOXES = ("MODEL.MASKX.MASK_TRAIN_BOXES", "both", "MODEL.MASKX.GT_BOX_JITTER",
 # a third of each projection's dice (on a proposal, which hugs the box, about a tenth) and the
 # pairs across the box's edge are many. BoxInst's whole-image masks have that margin for free.
 PADDED_GT_BOXES = (*GT_BOXES, "MODEL.MASKX.BOX_SUPERVISION.GT_BOX_PADDING", "0.5")
-# A gentler pairwise loss: a quarter of BoxInst's weight, on colours averaged over 3 x 3 pixels
-# (tools/pairwise_pass_rates.py: the window that keeps the most same-surface pairs here).
-GENTLE_BOXINST = (
-    "MODEL.MASKX.BOX_SUPERVISION.PROJECTION_WEIGHT",
-    "1.0",
-    "MODEL.MASKX.BOX_SUPERVISION.PAIRWISE_WEIGHT",
-    "0.25",
-    "MODEL.MASKX.BOX_SUPERVISION.PAIRWISE_COLOUR_SMOOTHING",
-    "3",
-)
-# Its two changes one at a time, to tell which one makes the masks follow the object.
-QUARTER_PAIRWISE = GENTLE_BOXINST[:4]
-SMOOTHED_PAIRWISE = (*BOXINST, *GENTLE_BOXINST[4:])
+# The best combination (configs/Synthetic/maskx_boxsup_R_18_FPN_synthetic.yaml): the padded
+# set-up with a gentler pairwise loss, a quarter of BoxInst's weight, on colours averaged over
+# 3 x 3 pixels; and its two changes undone one at a time, to tell which one matters.
+BOXSUP = "maskx_boxsup_R_18_FPN_synthetic.yaml"
+FULL_PAIRWISE_WEIGHT = ("MODEL.MASKX.BOX_SUPERVISION.PAIRWISE_WEIGHT", "1.0")
+UNSMOOTHED_COLOURS = ("MODEL.MASKX.BOX_SUPERVISION.PAIRWISE_COLOUR_SMOOTHING", "1")
 RESIDUAL = ("MODEL.MASKX.HEAD.ARCHITECTURE", "residual", "MODEL.MASKX.HEAD.NUM_BLOCKS", "4")
 # Deep-MARC's head family at the benchmark's scale: as its recipe doubles the RoI side (14 -> 32
 # on COCO), 7 -> 14 here (28 x 28 masks), and three halvings (14, 7, 4, 2) instead of five.
@@ -87,7 +80,8 @@ HOURGLASS = (
     "MODEL.ROI_MASK_HEAD.POOLER_RESOLUTION",
     "14",
 )
-# The class activation prior's config is the main job's; these make its head class-agnostic.
+# On a config built on the main job (class activation prior, box supervision): its head made
+# class-agnostic.
 CLASS_AGNOSTIC = (
     "MODEL.MASKX.MASK_PREDICTOR",
     "class_agnostic",
@@ -311,37 +305,28 @@ VARIANTS = {
         "transfer-mlp-boxinst-padded-gentle",
         "transfer+MLP + projection loss and pairwise loss x0.25 on 3 x 3-averaged colours, "
         "warm-up, proposals and GT boxes, box-only GT boxes padded by 50%",
-        "maskx_R_18_FPN_synthetic.yaml",
-        *GENTLE_BOXINST,
-        *PAIRWISE_WARMUP,
-        *PADDED_GT_BOXES,
+        BOXSUP,
     ),
     **_on_both_splits(
         "transfer-mlp-boxinst-padded-quarter",
         "transfer+MLP + projection loss and pairwise loss x0.25 (colours not averaged), "
         "warm-up, proposals and GT boxes, box-only GT boxes padded by 50%",
-        "maskx_R_18_FPN_synthetic.yaml",
-        *QUARTER_PAIRWISE,
-        *PAIRWISE_WARMUP,
-        *PADDED_GT_BOXES,
+        BOXSUP,
+        *UNSMOOTHED_COLOURS,
     ),
     **_on_both_splits(
         "transfer-mlp-boxinst-padded-smoothed",
         "transfer+MLP + projection loss and pairwise loss x1 on 3 x 3-averaged colours, "
         "warm-up, proposals and GT boxes, box-only GT boxes padded by 50%",
-        "maskx_R_18_FPN_synthetic.yaml",
-        *SMOOTHED_PAIRWISE,
-        *PAIRWISE_WARMUP,
-        *PADDED_GT_BOXES,
+        BOXSUP,
+        *FULL_PAIRWISE_WEIGHT,
     ),
     **_on_both_splits(
         "class-agnostic-boxinst-padded-gentle",
         "class-agnostic + projection loss and pairwise loss x0.25 on 3 x 3-averaged colours, "
         "warm-up, proposals and GT boxes, box-only GT boxes padded by 50%",
-        "class_agnostic_R_18_FPN_synthetic.yaml",
-        *GENTLE_BOXINST,
-        *PAIRWISE_WARMUP,
-        *PADDED_GT_BOXES,
+        BOXSUP,
+        *CLASS_AGNOSTIC,
     ),
     "a12-class-agnostic": _a12_variant(
         "class-agnostic, 12 classes with masks", "class_agnostic_R_18_FPN_synthetic.yaml"

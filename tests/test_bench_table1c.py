@@ -183,6 +183,57 @@ def test_every_variant_builds_its_model(key):
         build_model(cfg)
 
 
+def _config_of(key):
+    variant = bench.VARIANTS[key]
+    cfg = get_cfg()
+    add_maskx_config(cfg)
+    cfg.merge_from_file(os.path.join(bench.ROOT, variant["config"]))
+    cfg.merge_from_list(variant["opts"])
+    return cfg
+
+
+def _differences(a, b, prefix=""):
+    """The dotted keys whose values differ between two configs."""
+    out = set()
+    for key in a:
+        if isinstance(a[key], dict):
+            out |= _differences(a[key], b[key], prefix + key + ".")
+        elif a[key] != b[key]:
+            out.add(prefix + key)
+    return out
+
+
+@pytest.mark.parametrize(
+    "ablation, undone",
+    [
+        ("transfer-mlp-boxinst-padded-quarter", "PAIRWISE_COLOUR_SMOOTHING"),
+        ("transfer-mlp-boxinst-padded-smoothed", "PAIRWISE_WEIGHT"),
+    ],
+)
+def test_each_gentle_pairwise_ablation_undoes_exactly_one_change(ablation, undone):
+    """The ablations differ from the best combination in one key each, on both splits, and the
+    best combination differs from the padded BoxInst row in exactly those two keys."""
+    for prefix in ("", "shifted-"):
+        best = _config_of(prefix + "transfer-mlp-boxinst-padded-gentle")
+        assert _differences(best, _config_of(prefix + ablation)) == {
+            "MODEL.MASKX.BOX_SUPERVISION." + undone
+        }
+        assert _differences(best, _config_of(prefix + "transfer-mlp-boxinst-padded")) == {
+            "MODEL.MASKX.BOX_SUPERVISION.PAIRWISE_WEIGHT",
+            "MODEL.MASKX.BOX_SUPERVISION.PAIRWISE_COLOUR_SMOOTHING",
+            "OUTPUT_DIR",
+        }
+
+
+def test_the_class_agnostic_counterpart_differs_only_in_its_head():
+    best = _config_of("transfer-mlp-boxinst-padded-gentle")
+    counterpart = _config_of("class-agnostic-boxinst-padded-gentle")
+    assert _differences(best, counterpart) == {
+        "MODEL.MASKX.MASK_PREDICTOR",
+        "MODEL.MASKX.MLP_BRANCH.ENABLED",
+    }
+
+
 def test_report_has_a_mask_ar_table_for_the_runs_that_measure_it(tmp_path):
     work = str(tmp_path)
     ar = {
