@@ -93,3 +93,39 @@ def _assert_every_variant_measured(variants):
     }
     assert set(rows) == {"mask_rcnn", *variants}, out
     assert all(float(x) > 0 for row in rows.values() for x in row[1:]), out
+
+
+def test_the_gentle_recipe_is_the_box_supervision_config_without_its_warm_up():
+    from bench_speed_vs_mask_rcnn import BOXSUP_CONFIG, VARIANTS
+    from detectron2.config import get_cfg
+
+    from maskx_d2 import add_maskx_config
+
+    def config(*merges):
+        cfg = get_cfg()
+        add_maskx_config(cfg)
+        for merge in merges:
+            merge(cfg)
+        return cfg.MODEL.MASKX
+
+    # The box-supervision config is the main job's config + its recipe.
+    main_job = BOXSUP_CONFIG.replace("maskx_boxsup_", "maskx_")
+    speed = config(
+        lambda cfg: cfg.merge_from_file(main_job),
+        lambda cfg: cfg.merge_from_list(VARIANTS["+boxinst-gentle"]),
+    )
+    boxsup = config(lambda cfg: cfg.merge_from_file(BOXSUP_CONFIG))
+    assert boxsup.BOX_SUPERVISION.PAIRWISE_WARMUP_ITERS > 0
+    assert speed.BOX_SUPERVISION.PAIRWISE_WARMUP_ITERS == 0
+    speed.BOX_SUPERVISION.PAIRWISE_WARMUP_ITERS = boxsup.BOX_SUPERVISION.PAIRWISE_WARMUP_ITERS
+    assert speed == boxsup
+
+
+def test_own_keys_reads_only_what_a_config_sets_itself(tmp_path):
+    from config_keys import own_keys
+
+    path = tmp_path / "recipe.yaml"
+    path.write_text("_BASE_: base.yaml\nMODEL:\n  MASKX:\n    A: 1\n    B:\n      C: x\n")
+    assert own_keys(path, "MODEL.MASKX") == ["MODEL.MASKX.A", 1, "MODEL.MASKX.B.C", "x"]
+    with pytest.raises(KeyError, match="recipe.yaml sets nothing under SOLVER"):
+        own_keys(path, "SOLVER")
