@@ -46,6 +46,16 @@ A12_VAL = "synthetic_shapes_v2_a12_val"
 A12_TRAIN = ("DATASETS.TRAIN", "('synthetic_shapes_v2_a12_train',)")
 # Options beyond the paper (README, "Beyond the paper"), each on top of a head of Table 1c.
 LINEAR_T = ("MODEL.MASKX.TRANSFER.NUM_LAYERS", "1")
+# T fed with each class's shape and colour (one-hot, maskx_d2...synthetic.class_attributes) instead
+# of the detector's weights: the synthetic counterpart of the paper's GloVe row (Table 1a). The
+# file is written into the work folder when a run needs it (_train).
+ATTRIBUTES_FILE = "<work dir>/class_attributes.npy"
+ATTRIBUTES = (
+    "MODEL.MASKX.TRANSFER.INPUT",
+    "embedding",
+    "MODEL.MASKX.TRANSFER.EMBEDDING_FILE",
+    ATTRIBUTES_FILE,
+)
 PROJECTION = ("MODEL.MASKX.BOX_SUPERVISION.PROJECTION_WEIGHT", "1.0")
 BOXINST = (
     "MODEL.MASKX.BOX_SUPERVISION.PROJECTION_WEIGHT",
@@ -144,6 +154,11 @@ VARIANTS = {
     # it cannot place a box-only class outside the span of what it learnt from A.
     "transfer-mlp-1layer": _variant(
         "transfer+MLP, cls+box, 1-layer T", "maskx_R_18_FPN_synthetic.yaml", *LINEAR_T
+    ),
+    "transfer-mlp-attributes": _variant(
+        "transfer+MLP from class attributes (shape and colour one-hot; the GloVe row's analogue)",
+        "maskx_R_18_FPN_synthetic.yaml",
+        *ATTRIBUTES,
     ),
     "oracle": _variant(
         "oracle: class-specific (Mask R-CNN), every class with masks",
@@ -349,6 +364,11 @@ VARIANTS = {
         "maskx_R_18_FPN_synthetic.yaml",
         *LINEAR_T,
     ),
+    "a12-transfer-mlp-attributes": _a12_variant(
+        "transfer+MLP from class attributes, 12 classes with masks",
+        "maskx_R_18_FPN_synthetic.yaml",
+        *ATTRIBUTES,
+    ),
     # The main split's runs on the same 4 box-only classes: 8 classes with masks against 12.
     "a12-eval-class-agnostic": _evaluation_variant(
         "class-agnostic, the main split's 8 classes with masks", "class-agnostic", A12_VAL
@@ -360,7 +380,14 @@ VARIANTS = {
         "oracle: transfer+MLP, every class with masks", "oracle-maskx", A12_VAL
     ),
 }
-PARTIAL = ["transfer-cls", "transfer-box", "transfer", "transfer-mlp", "transfer-mlp-1layer"]
+PARTIAL = [
+    "transfer-cls",
+    "transfer-box",
+    "transfer",
+    "transfer-mlp",
+    "transfer-mlp-1layer",
+    "transfer-mlp-attributes",
+]
 BEYOND = [
     "transfer-mlp-projection",
     "class-agnostic-projection",
@@ -555,6 +582,20 @@ def _evaluate(key, seed, args):
     print(f"{key} seed {seed}: {state}", file=sys.stderr, flush=True)
 
 
+def _with_files(opts, work_dir):
+    """``opts`` with :data:`ATTRIBUTES_FILE` replaced by a real file in ``work_dir``, written on
+    first use (one file serves every run: the attributes are fixed)."""
+    if ATTRIBUTES_FILE not in opts:
+        return opts
+    path = os.path.abspath(os.path.join(work_dir, os.path.basename(ATTRIBUTES_FILE)))
+    if not os.path.exists(path):
+        from maskx_d2.data.datasets.synthetic import class_attributes
+
+        os.makedirs(work_dir, exist_ok=True)
+        np.save(path, class_attributes())
+    return [path if opt == ATTRIBUTES_FILE else opt for opt in opts]
+
+
 def _train(key, seed, args):
     variant = VARIANTS[key]
     out = _run_dir(args.work_dir, seed, key)
@@ -574,7 +615,7 @@ def _train(key, seed, args):
         str(seed),
         "DATASETS.TEST",
         test,
-        *variant["opts"],
+        *_with_files(variant["opts"], args.work_dir),
         *args.opts,
     ]
     if args.iters:
@@ -717,6 +758,7 @@ def _a12_table(table, header):
         "a12-transfer",
         "a12-transfer-mlp",
         "a12-transfer-mlp-1layer",
+        "a12-transfer-mlp-attributes",
         *oracle,
     ]
     rows = _rows(table, eight, A12_VAL, eight[0], oracle_keys=oracle)

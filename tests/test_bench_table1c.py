@@ -6,6 +6,7 @@ import math
 import os
 import sys
 
+import numpy as np
 import pytest
 import torch
 from detectron2.config import get_cfg
@@ -15,6 +16,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "bench"))
 import bench_synthetic_table1c as bench  # noqa: E402
 
 from maskx_d2 import add_maskx_config  # noqa: E402
+from maskx_d2.data.datasets.synthetic import SYNTHETIC_CLASSES  # noqa: E402
 
 
 def _write_metrics(path, records):
@@ -172,13 +174,15 @@ def test_evaluation_variants_wait_for_their_source_run(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("key", [k for k, v in bench.VARIANTS.items() if "evaluates" not in v])
-def test_every_variant_builds_its_model(key):
+def test_every_variant_builds_its_model(key, tmp_path):
     """Each variant's config with its overrides is valid (a typo would cost a whole run)."""
     variant = bench.VARIANTS[key]
     cfg = get_cfg()
     add_maskx_config(cfg)
     cfg.merge_from_file(os.path.join(bench.ROOT, variant["config"]))
-    cfg.merge_from_list(variant["opts"] + ["MODEL.DEVICE", "meta"])
+    cfg.merge_from_list(
+        bench._with_files(variant["opts"], str(tmp_path)) + ["MODEL.DEVICE", "meta"]
+    )
     with torch.device("meta"):
         build_model(cfg)
 
@@ -190,6 +194,56 @@ def _config_of(key):
     cfg.merge_from_file(os.path.join(bench.ROOT, variant["config"]))
     cfg.merge_from_list(variant["opts"])
     return cfg
+
+
+@pytest.mark.parametrize("prefix", ["", "a12-"])
+@pytest.mark.parametrize(
+    "variant, changed",
+    [
+        ("transfer-mlp-1layer", {"MODEL.MASKX.TRANSFER.NUM_LAYERS"}),
+        (
+            "transfer-mlp-attributes",
+            {"MODEL.MASKX.TRANSFER.INPUT", "MODEL.MASKX.TRANSFER.EMBEDDING_FILE"},
+        ),
+    ],
+)
+def test_the_transfer_function_rows_change_only_t(prefix, variant, changed):
+    """The 1-layer T and class-attribute rows are the main job's head with one change to T, on
+    the main and the twelve-class split."""
+    assert (
+        _differences(_config_of(prefix + "transfer-mlp"), _config_of(prefix + variant)) == changed
+    )
+
+
+def test_the_attribute_rows_train_on_one_file_of_the_classes_shape_and_colour(
+    tmp_path, monkeypatch
+):
+    commands = []
+
+    def fake_run(cmd, **kwargs):
+        commands.append(cmd)
+        return bench.subprocess.CompletedProcess(cmd, 0)
+
+    monkeypatch.setattr(bench.subprocess, "run", fake_run)
+    args = bench.argparse.Namespace(
+        work_dir=str(tmp_path),
+        device="cpu",
+        opts=[],
+        iters=None,
+        threads=1,
+        pretrained_backbone=None,
+    )
+    bench._train("transfer-mlp-attributes", 1, args)
+    bench._train("a12-transfer-mlp-attributes", 2, args)
+    files = {cmd[cmd.index("MODEL.MASKX.TRANSFER.EMBEDDING_FILE") + 1] for cmd in commands}
+    assert files == {str(tmp_path / "class_attributes.npy")}
+    attributes = np.load(files.pop())
+    assert attributes.shape == (16, 8)
+    # yellow_ring: shape "ring" (2nd of circle, ring, cross, bar), colour "yellow" (2nd of red,
+    # yellow, green, blue).
+    row = attributes[SYNTHETIC_CLASSES.index("yellow_ring")]
+    assert row.tolist() == [0, 1, 0, 0, 0, 1, 0, 0]
+    assert (attributes.sum(axis=1) == 2).all() and len({tuple(r) for r in attributes}) == 16
 
 
 def _differences(a, b, prefix=""):

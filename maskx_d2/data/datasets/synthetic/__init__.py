@@ -44,6 +44,7 @@ from .classes import (
     SHIFTED_MASK_CLASSES,
     SYNTHETIC_CLASSES,
     SYNTHETIC_MASK_CLASSES,
+    class_attributes,
 )
 from .generate import DATASET_FOLDER, generate_synthetic_shapes, mask_to_polygons
 from .scene import SceneParams
@@ -55,6 +56,7 @@ __all__ = [
     "SYNTHETIC_CLASSES",
     "SYNTHETIC_MASK_CLASSES",
     "SceneParams",
+    "class_attributes",
     "generate_synthetic_shapes",
     "mask_to_polygons",
     "register_synthetic_shapes",

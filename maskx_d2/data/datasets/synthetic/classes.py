@@ -5,10 +5,13 @@ category ids 1..16 in :data:`SYNTHETIC_CLASSES` order. With as many shapes as co
 board split gives A and B the same number of classes of every shape and of every colour.
 """
 
+import numpy as np
+
 from .scene import PALETTE
 
 __all__ = [
     "A12_MASK_CLASSES",
+    "class_attributes",
     "CLASS_PARTS",
     "COLOUR_NAMES",
     "SHAPE_NAMES",
@@ -47,3 +50,18 @@ A12_MASK_CLASSES = [
     for name, (shape, colour) in zip(SYNTHETIC_CLASSES, CLASS_PARTS)
     if COLOUR_NAMES.index(colour) != (SHAPE_NAMES.index(shape) + 1) % len(COLOUR_NAMES)
 ]
+
+
+def class_attributes() -> np.ndarray:
+    """(16, 8) float32: each class's shape as a one-hot over :data:`SHAPE_NAMES` followed by its
+    colour as a one-hot over :data:`COLOUR_NAMES`, rows in :data:`SYNTHETIC_CLASSES` order.
+
+    The synthetic counterpart of the paper's GloVe vectors (Table 1a): a description of the class
+    that does not come from the detector. It is exactly compositional, so a transfer function fed
+    with it can give a box-only class mask weights from its shape's and its colour's share alone
+    (``MODEL.MASKX.TRANSFER.INPUT: embedding`` with this array saved as EMBEDDING_FILE)."""
+    attributes = np.zeros((len(CLASS_PARTS), len(SHAPE_NAMES) + len(COLOUR_NAMES)), np.float32)
+    for row, (shape, colour) in enumerate(CLASS_PARTS):
+        attributes[row, SHAPE_NAMES.index(shape)] = 1.0
+        attributes[row, len(SHAPE_NAMES) + COLOUR_NAMES.index(colour)] = 1.0
+    return attributes
