@@ -215,9 +215,9 @@ def test_the_transfer_function_rows_change_only_t(prefix, variant, changed):
     )
 
 
-def test_the_attribute_rows_train_on_one_file_of_the_classes_shape_and_colour(
-    tmp_path, monkeypatch
-):
+def _record_training_commands(monkeypatch):
+    """Replaces the training subprocess by one that only records its command line; returns the
+    list it fills."""
     commands = []
 
     def fake_run(cmd, **kwargs):
@@ -225,14 +225,25 @@ def test_the_attribute_rows_train_on_one_file_of_the_classes_shape_and_colour(
         return bench.subprocess.CompletedProcess(cmd, 0)
 
     monkeypatch.setattr(bench.subprocess, "run", fake_run)
-    args = bench.argparse.Namespace(
-        work_dir=str(tmp_path),
+    return commands
+
+
+def _train_args(work_dir, pretrained_backbone=None):
+    return bench.argparse.Namespace(
+        work_dir=str(work_dir),
         device="cpu",
         opts=[],
         iters=None,
         threads=1,
-        pretrained_backbone=None,
+        pretrained_backbone=pretrained_backbone,
     )
+
+
+def test_the_attribute_rows_train_on_one_file_of_the_classes_shape_and_colour(
+    tmp_path, monkeypatch
+):
+    commands = _record_training_commands(monkeypatch)
+    args = _train_args(tmp_path)
     bench._train("transfer-mlp-attributes", 1, args)
     bench._train("a12-transfer-mlp-attributes", 2, args)
     files = {cmd[cmd.index("MODEL.MASKX.TRANSFER.EMBEDDING_FILE") + 1] for cmd in commands}
@@ -337,22 +348,8 @@ def test_pretrained_backbone_is_made_once_and_given_to_every_run(tmp_path, monke
     assert "from scratch" in bench.describe_backbone(None)
     assert "not found" in bench.describe_backbone(str(tmp_path / "missing.pth"))
 
-    commands = []
-
-    def fake_run(cmd, **kwargs):
-        commands.append(cmd)
-        return bench.subprocess.CompletedProcess(cmd, 0)
-
-    monkeypatch.setattr(bench.subprocess, "run", fake_run)
-    args = bench.argparse.Namespace(
-        work_dir=str(tmp_path / "work"),
-        device="cpu",
-        opts=[],
-        iters=None,
-        threads=1,
-        pretrained_backbone=path,
-    )
-    bench._train("transfer-mlp", 1, args)
+    commands = _record_training_commands(monkeypatch)
+    bench._train("transfer-mlp", 1, _train_args(tmp_path / "work", path))
     cmd = commands[0]
     assert cmd[cmd.index("MODEL.WEIGHTS") + 1] == os.path.abspath(path)
     assert cmd[cmd.index("SEED") + 1] == "1"
