@@ -152,6 +152,9 @@ VARIANTS = {
     # The paper's Table 1b variant of T: one linear layer. A linear T maps the detector's class
     # weights, which are 87-92% additive in shape and colour here, to additive mask weights, so
     # it cannot place a box-only class outside the span of what it learnt from A.
+    "transfer-1layer": _variant(
+        "transfer, cls+box, 1-layer T", "transfer_R_18_FPN_synthetic.yaml", *LINEAR_T
+    ),
     "transfer-mlp-1layer": _variant(
         "transfer+MLP, cls+box, 1-layer T", "maskx_R_18_FPN_synthetic.yaml", *LINEAR_T
     ),
@@ -385,6 +388,7 @@ PARTIAL = [
     "transfer-box",
     "transfer",
     "transfer-mlp",
+    "transfer-1layer",
     "transfer-mlp-1layer",
     "transfer-mlp-attributes",
 ]

@@ -215,6 +215,12 @@ def test_the_transfer_function_rows_change_only_t(prefix, variant, changed):
     )
 
 
+def test_the_1_layer_transfer_row_is_the_transfer_row_with_a_linear_t():
+    assert _differences(_config_of("transfer"), _config_of("transfer-1layer")) == {
+        "MODEL.MASKX.TRANSFER.NUM_LAYERS"
+    }
+
+
 def _record_training_commands(monkeypatch):
     """Replaces the training subprocess by one that only records its command line; returns the
     list it fills."""
