@@ -61,3 +61,20 @@ def test_additive_prediction_needs_a_connected_split():
     assert sorted(band) != sorted(CHESS_A)
     assert additive_prediction_cosine(w, PARTS, band) == pytest.approx(1.0)
     assert additive_prediction_cosine(w, PARTS, CHESS_A) < 0.99
+
+
+def test_an_affine_transfer_keeps_additive_structure_and_a_leaky_relu_breaks_it():
+    """The columns on T(w) measure whether T keeps its input's compositional structure: exactly
+    for a 1-layer (affine) T, not for two layers with a LeakyReLU (slope 0.1) between them."""
+    shapes, colours = [p[0] for p in PARTS], [p[1] for p in PARTS]
+    w = _additive(seed=4)
+    rng = np.random.default_rng(5)
+    first, bias = rng.normal(size=(32, 32)), rng.normal(size=32)
+    affine = w @ first + bias
+    assert explained_variance(affine, shapes, colours) == pytest.approx(1.0)
+    band = band_split(PARTS)
+    assert additive_prediction_cosine(affine, PARTS, band) == pytest.approx(1.0)
+    hidden = w @ first + bias
+    two_layer = np.where(hidden > 0, hidden, 0.1 * hidden) @ rng.normal(size=(32, 32))
+    assert explained_variance(two_layer, shapes, colours) < 0.95
+    assert additive_prediction_cosine(two_layer, PARTS, band) < 0.98

@@ -17,7 +17,11 @@ predictor (``config.yaml`` and ``model_final.pth``). For each it prints:
   with). Stacks pair two objects of one shape in two colours, so a B class whose ``T(w)`` is
   closest to same-shape A classes has lost the cue that decides its stacks;
 - how well A's classifier rows predict B's under the additive model (mean cosine), with the
-  run's split and with the "band" split (:func:`band_split`).
+  run's split and with the "band" split (:func:`band_split`);
+- the same two measures for the transferred mask weights: the share of their variance that
+  shape + colour explain, and how well A's ``T(w)`` predict B's additively. They say whether T
+  keeps the compositional structure of its input, which is what lets a B class's mask weight be
+  assembled from what A's classes taught.
 """
 
 import argparse
@@ -160,14 +164,19 @@ def main():
         cells += [
             f"{additive_prediction_cosine(det, parts, a):.2f}" for a in (set_a, band_split(parts))
         ]
+        # Is T's output as compositional as its input? A 1-layer (affine) T keeps w's additive
+        # structure exactly; a LeakyReLU between two layers need not.
+        cells.append(f"{100 * explained_variance(transferred, shapes, colours):.0f}%")
+        cells.append(f"{additive_prediction_cosine(transferred, parts, set_a):.2f}")
         rows.append(f"| {name} | " + " | ".join(cells) + " |")
     header = (
         "| run | cls rows: shape | colour | shape + colour | "
         "cos B-A cls rows: same colour | same shape | neither | "
         "cos B-A T(w): same colour | same shape | neither | "
-        "cls rows of B predicted from A: this split | band split |"
+        "cls rows of B predicted from A: this split | band split | "
+        "T(w): shape + colour | T(w) of B predicted from A's T(w) |"
     )
-    print("\n".join([header, "|---" * 12 + "|", *rows]))
+    print("\n".join([header, "|---" * 14 + "|", *rows]))
 
 
 if __name__ == "__main__":
