@@ -23,34 +23,14 @@ GROUND_TRUTH = {
         {"id": 3, "name": "blue_ring", "supercategory": "ring"},
     ],
     "annotations": [
-        {
-            "id": 1,
-            "image_id": 1,
-            "category_id": 1,
-            "bbox": [5, 5, 40, 12],
-            "synthetic_role": "single",
-        },
-        {
-            "id": 2,
-            "image_id": 1,
-            "category_id": 2,
-            "bbox": [60, 60, 40, 40],
-            "synthetic_role": "front",
-        },
-        {
-            "id": 3,
-            "image_id": 1,
-            "category_id": 3,
-            "bbox": [58, 58, 44, 44],
-            "synthetic_role": "back",
-        },
-        {
-            "id": 4,
-            "image_id": 2,
-            "category_id": 2,
-            "bbox": [10, 70, 30, 30],
-            "synthetic_role": "single",
-        },
+        # (id, image, category, box, role in the scene)
+        dict(zip(("id", "image_id", "category_id", "bbox", "synthetic_role"), fields))
+        for fields in (
+            (1, 1, 1, [5, 5, 40, 12], "single"),
+            (2, 1, 2, [60, 60, 40, 40], "front"),
+            (3, 1, 3, [58, 58, 44, 44], "back"),
+            (4, 2, 2, [10, 70, 30, 30], "single"),
+        )
     ],
 }
 for annotation in GROUND_TRUTH["annotations"]:
