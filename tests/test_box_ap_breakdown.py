@@ -92,3 +92,9 @@ def test_the_table_has_a_row_per_role_and_a_column_per_shape():
     ]
     assert lines[3] == "| single (2) | 100.0 | 100.0 | 100.0 |"
     assert lines[4] == "| front (1) | 100.0 | nan | 100.0 |"
+
+
+def test_no_detections_is_ap_0_where_objects_count_and_undefined_where_none_do():
+    assert box_ap(GROUND_TRUTH, []) == 0.0
+    assert box_ap(GROUND_TRUTH, [], "back", category_ids=[3]) == 0.0
+    assert math.isnan(box_ap(GROUND_TRUTH, [], "front", category_ids=[1]))

@@ -50,8 +50,9 @@ def box_ap(
         coco = COCO()
         coco.dataset = gt
         coco.createIndex()
-        if not detections:
-            return 0.0
+        if not detections:  # pycocotools cannot load an empty result list
+            counted = coco.getAnnIds(catIds=list(category_ids or []), iscrowd=False)
+            return 0.0 if counted else float("nan")
         evaluation = COCOeval(coco, coco.loadRes(copy.deepcopy(detections)), "bbox")
         if category_ids is not None:
             evaluation.params.catIds = list(category_ids)
