@@ -176,7 +176,7 @@ def main():
         "cls rows of B predicted from A: this split | band split | "
         "T(w): shape + colour | T(w) of B predicted from A's T(w) |"
     )
-    print("\n".join([header, "|---" * 14 + "|", *rows]))
+    print("\n".join([header, "|---" * (header.count("|") - 1) + "|", *rows]))
 
 
 if __name__ == "__main__":
