@@ -49,6 +49,9 @@ def test_train_writes_checkpoints_logs_and_ab_results(trained):
     assert "Evaluation results for synthetic_shapes_v2_val_mini" in log
     for task in ("bbox", "segm", "segm_gtbox"):  # one table, masks on GT boxes included
         assert re.search(rf"\| {task} +\| B +\|", log), task
+    # What else decides the numbers: the machine's numerics and the data's content digest.
+    assert re.search(r"Numerics: cpu .+, torch cpu capability \w+, torch intra-op threads \d+", log)
+    assert re.search(r"val_mini: synthetic shapes split, content sha256 [0-9a-f]{64}\n", log)
 
 
 def test_resume_continues_from_the_last_checkpoint(trained):

@@ -46,7 +46,7 @@ from .classes import (
     SYNTHETIC_MASK_CLASSES,
     class_attributes,
 )
-from .generate import DATASET_FOLDER, generate_synthetic_shapes, mask_to_polygons
+from .generate import DATASET_FOLDER, content_digest, generate_synthetic_shapes, mask_to_polygons
 from .scene import SceneParams
 
 __all__ = [
@@ -57,6 +57,7 @@ __all__ = [
     "SYNTHETIC_MASK_CLASSES",
     "SceneParams",
     "class_attributes",
+    "content_digest",
     "generate_synthetic_shapes",
     "mask_to_polygons",
     "register_synthetic_shapes",
@@ -106,7 +107,8 @@ def register_synthetic_shapes(
             # Known before any file exists, so tools (demo.py) need not generate the data.
             thing_classes=list(SYNTHETIC_CLASSES),
             thing_dataset_id_to_contiguous_id={i + 1: i for i in range(len(SYNTHETIC_CLASSES))},
-            # Runs on every load; once the split exists it only compares the manifest's hash.
+            # Runs on every load; once the split exists it only compares the manifest's hash
+            # and logs the content digest the manifest records.
             prepare=functools.partial(
                 generate_synthetic_shapes, root, split, num_images, seed, **generate_kwargs
             ),

@@ -4,11 +4,16 @@ Data lives under ``<root>/synthetic_shapes_v2/<split>/``: ``instances.json`` (po
 and per annotation ``synthetic_role``: "single", or "back" / "front" of a stack), ``images/``
 and ``manifest.json``, which holds a hash of the generator version and every parameter and is
 written last: a split is reused only when its manifest matches. Generation is deterministic:
-same parameters, same bytes.
+same parameters, same bytes, given the same numpy and OpenCV.
+
+The manifest also records the split's content digest (:func:`content_digest`: the annotations
+and every image's pixels), logged whenever the split is loaded: two runs saw the same data only
+if their digests agree, whatever machine or library versions produced it.
 """
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 from dataclasses import asdict
@@ -22,7 +27,9 @@ from ....atomic_files import write_atomic
 from .classes import CLASS_PARTS, STACK_SHAPES, SYNTHETIC_CLASSES
 from .scene import SceneParams, render_scene
 
-__all__ = ["DATASET_FOLDER", "generate_synthetic_shapes", "mask_to_polygons"]
+__all__ = ["DATASET_FOLDER", "content_digest", "generate_synthetic_shapes", "mask_to_polygons"]
+
+logger = logging.getLogger(__name__)
 
 # Bump when the output of the generator changes for the same parameters (invalidates caches).
 GENERATOR_VERSION = 6
@@ -128,11 +135,33 @@ def _params(num_images, seed, scene: SceneParams) -> dict:
     }
 
 
-def _is_cached(manifest_path: str, json_path: str, key: str) -> bool:
+def _read_manifest(manifest_path: str, json_path: str, key: str):
+    """The manifest of a complete split made with ``key``, else None."""
     if not (os.path.isfile(json_path) and os.path.isfile(manifest_path)):
-        return False
+        return None
     with open(manifest_path) as f:
-        return json.load(f).get("hash") == key
+        manifest = json.load(f)
+    return manifest if manifest.get("hash") == key else None
+
+
+def content_digest(split_dir: str) -> str:
+    """SHA-256 of a split's ``instances.json`` bytes and its images' decoded pixels.
+
+    Pixels, not PNG bytes: two PNG encoders may compress the same image differently. Images are
+    read in file-name order, each contributing its name, its (H, W, C) shape and its BGR bytes.
+    """
+    digest = hashlib.sha256()
+    with open(os.path.join(split_dir, "instances.json"), "rb") as f:
+        digest.update(f.read())
+    image_dir = os.path.join(split_dir, "images")
+    for name in sorted(os.listdir(image_dir)):
+        image = cv2.imread(os.path.join(image_dir, name), cv2.IMREAD_UNCHANGED)
+        if image is None:
+            raise ValueError(f"{os.path.join(image_dir, name)}: not a readable image")
+        digest.update(name.encode())
+        digest.update(repr(image.shape).encode())
+        digest.update(np.ascontiguousarray(image).tobytes())
+    return digest.hexdigest()
 
 
 def generate_synthetic_shapes(
@@ -162,19 +191,29 @@ def generate_synthetic_shapes(
     manifest_path = os.path.join(out_dir, "manifest.json")
     params = _params(num_images, seed, scene)
     key = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()
-    if _is_cached(manifest_path, json_path, key):
-        return json_path
-    os.makedirs(out_dir, exist_ok=True)
-    with file_lock(manifest_path):  # one writer when several processes load the dataset
-        if not _is_cached(manifest_path, json_path, key):
-            if os.path.isfile(manifest_path):
-                os.remove(manifest_path)  # an interrupted run must not look complete
-            coco = _write_images(os.path.join(out_dir, "images"), params, scene)
-            write_atomic(json_path, json.dumps(coco, sort_keys=True).encode())
-            # Written last: a manifest means the split is complete.
-            manifest = {"hash": key, "params": params}
-            write_atomic(manifest_path, json.dumps(manifest, sort_keys=True, indent=1).encode())
+    manifest = _read_manifest(manifest_path, json_path, key)
+    if manifest is None:
+        os.makedirs(out_dir, exist_ok=True)
+        with file_lock(manifest_path):  # one writer when several processes load the dataset
+            manifest = _read_manifest(manifest_path, json_path, key)
+            if manifest is None:
+                manifest = _write_split(out_dir, json_path, manifest_path, key, params, scene)
+    # Splits written before digests were recorded have none; tools/synthetic_digest.py adds it.
+    digest = manifest.get("content_sha256", "not recorded")
+    logger.info("%s: synthetic shapes split, content sha256 %s", out_dir, digest)
     return json_path
+
+
+def _write_split(out_dir, json_path, manifest_path, key, params, scene) -> dict:
+    """Render a split and write its json, then its manifest (returned) last."""
+    if os.path.isfile(manifest_path):
+        os.remove(manifest_path)  # an interrupted run must not look complete
+    coco = _write_images(os.path.join(out_dir, "images"), params, scene)
+    write_atomic(json_path, json.dumps(coco, sort_keys=True).encode())
+    # Written last: a manifest means the split is complete.
+    manifest = {"hash": key, "params": params, "content_sha256": content_digest(out_dir)}
+    write_atomic(manifest_path, json.dumps(manifest, sort_keys=True, indent=1).encode())
+    return manifest
 
 
 def _write_images(image_dir: str, params: dict, scene: SceneParams) -> dict:
