@@ -41,7 +41,7 @@ from maskx_d2.evaluation.gt_box_inference import (
     GTBoxTestMapper,
     gt_box_eval_applies,
 )
-from maskx_d2.numerics_environment import numerics_environment
+from maskx_d2.numerics_environment import numerics_log_line
 
 logger = logging.getLogger("maskx_d2.train_net")
 
@@ -127,7 +127,7 @@ def setup(args):
     # default_setup configures detectron2's loggers; ours report data skips and A/B tables.
     setup_logger(cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="maskx_d2")
     # Thread count and SIMD level change float results, and so a run's numbers; say which.
-    logger.info("Numerics: %s", ", ".join(f"{k} {v}" for k, v in numerics_environment().items()))
+    logger.info(numerics_log_line())
     return cfg
 
 

@@ -29,7 +29,6 @@ with one thread each, which on a 2-core CPU finishes sooner than one run after t
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -37,6 +36,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
+
+from maskx_d2.numerics_environment import NUMERICS_LOG_PREFIX, cpu_model_name
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 CONFIGS = "configs/Synthetic"
@@ -492,6 +493,39 @@ def final_results(output_dir, dataset):
     raise RuntimeError(f"no evaluation of {dataset} with GT-box metrics in {output_dir}")
 
 
+def run_numerics(output_dir):
+    """The numerics a run was trained under, as ``train_net.py`` logged them (``cpu ...,
+    torch cpu capability ..., torch intra-op threads ..., ...``), or None for a run without the
+    line (made before it was logged, or not by train_net.py)."""
+    try:
+        with open(os.path.join(output_dir, "log.txt")) as f:
+            lines = [line for line in f if NUMERICS_LOG_PREFIX in line]
+    except FileNotFoundError:
+        return None
+    return lines[-1].split(NUMERICS_LOG_PREFIX, 1)[1].strip() if lines else None
+
+
+def numerics_summary(work_dir, keys, seeds):
+    """One sentence on the numerics of the finished runs: the same for all, or how many
+    differ. Thread count and SIMD level change a run as a seed does (docs/table1c_synthetic.md,
+    "One commit, two results"), so rows made under different numerics are not paired."""
+    runs = {}
+    for key in keys:
+        for seed in seeds:
+            out = _run_dir(work_dir, seed, key)
+            if os.path.isfile(os.path.join(out, "metrics.json")):
+                runs.setdefault(run_numerics(out) or "not logged", []).append(f"{key} {seed}")
+    if not runs:
+        return ""
+    if len(runs) == 1:
+        return f"Numerics of every run: {next(iter(runs))}."
+    parts = "; ".join(f"{n} ({len(r)} runs, e.g. {r[0]})" for n, r in sorted(runs.items()))
+    return (
+        f"The runs were made under {len(runs)} different numerics, so rows are not strictly "
+        f"paired: {parts}."
+    )
+
+
 def _is_done(output_dir, variant):
     try:
         for dataset in variant["test"]:
@@ -817,6 +851,9 @@ def report(work_dir, seeds, command, machine, backbone=None, failed=()):
         f"Backbone: {describe_backbone(backbone)}. "
         f"Command: `{command}`; machine: {machine}.\n"
     )
+    numerics = numerics_summary(work_dir, list(VARIANTS), seeds)
+    if numerics:
+        text += f"\n{numerics}\n"
     if failed:
         runs = ", ".join(f"{VARIANTS[k]['label']} (seed {s})" for k, s in failed)
         text += f"\nRuns that failed (their stdout.log says why), left out of the means: {runs}.\n"
@@ -830,7 +867,12 @@ def main():
     parser.add_argument("--iters", type=int, default=None, help="override SOLVER.MAX_ITER")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--jobs", type=int, default=1, help="runs trained at the same time")
-    parser.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS per run")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="OMP_NUM_THREADS per run; it changes a run as a seed does: keep it for rows compared",
+    )
     parser.add_argument("--work-dir", default="output/bench_table1c_v2")
     parser.add_argument("--output", default=None, help="markdown file to write")
     parser.add_argument("--report-only", action="store_true", help="only tabulate --work-dir")
@@ -867,7 +909,7 @@ def main():
         ]
 
     command = "python bench/bench_synthetic_table1c.py " + " ".join(sys.argv[1:])
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, device={args.device}"
+    machine = f"{cpu_model_name()}, {os.cpu_count()} cores, device={args.device}"
     text = report(args.work_dir, args.seeds, command, machine, args.pretrained_backbone, failed)
     print(text)
     if args.output:

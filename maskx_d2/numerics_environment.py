@@ -14,7 +14,10 @@ from typing import Dict
 
 import torch
 
-__all__ = ["cpu_model_name", "numerics_environment"]
+__all__ = ["NUMERICS_LOG_PREFIX", "cpu_model_name", "numerics_environment", "numerics_log_line"]
+
+# What train_net.py's log line starts with (the bench finds a run's numerics by it).
+NUMERICS_LOG_PREFIX = "Numerics: "
 
 
 def cpu_model_name(cpuinfo: str = "/proc/cpuinfo") -> str:
@@ -42,3 +45,8 @@ def numerics_environment() -> Dict[str, str]:
             else "none"
         ),
     }
+
+
+def numerics_log_line() -> str:
+    """``Numerics: cpu <model>, torch cpu capability <level>, torch intra-op threads <n>, ...``"""
+    return NUMERICS_LOG_PREFIX + ", ".join(f"{k} {v}" for k, v in numerics_environment().items())

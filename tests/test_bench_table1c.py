@@ -390,3 +390,26 @@ def test_a_failed_run_costs_neither_the_other_runs_nor_the_report(tmp_path, monk
     assert "| transfer+MLP, cls+box (main job) | 1 |" in text
     failed = text.split("Runs that failed")[1]
     assert failed.strip().endswith("left out of the means: class-agnostic (seed 1).")
+
+
+def _log_numerics(path, threads):
+    line = f"[12/03 18:00:00 maskx_d2.train_net]: Numerics: cpu X, torch intra-op threads {threads}"
+    with open(os.path.join(path, "log.txt"), "w") as f:
+        f.write("[12/03 17:59:59 detectron2]: Rank of current process: 0.\n" + line + "\n")
+
+
+def test_report_says_whether_its_runs_share_their_numerics(tmp_path):
+    work = str(tmp_path)
+    runs = [os.path.join(work, f"seed{seed}", "transfer-mlp") for seed in (1, 2)]
+    for run in runs:
+        _write_metrics(run, [_eval(60.0)])
+        _log_numerics(run, 1)
+    assert bench.run_numerics(runs[0]) == "cpu X, torch intra-op threads 1"
+    text = bench.report(work, [1, 2], "cmd", "m")
+    assert "Numerics of every run: cpu X, torch intra-op threads 1." in text
+    _log_numerics(runs[1], 2)  # the same seed list, one run made with two threads
+    text = bench.report(work, [1, 2], "cmd", "m")
+    assert "made under 2 different numerics" in text and "threads 2 (1 runs" in text
+    os.remove(os.path.join(runs[1], "log.txt"))  # a run from before the line was logged
+    assert bench.run_numerics(runs[1]) is None
+    assert "not logged (1 runs, e.g. transfer-mlp 2)" in bench.report(work, [1, 2], "cmd", "m")
