@@ -1,6 +1,8 @@
 """Content digests of generated synthetic splits: recorded at generation, checked by the tool."""
 
+import contextlib
 import json
+import logging
 import os
 import sys
 
@@ -16,6 +18,22 @@ import synthetic_digest  # noqa: E402
 @pytest.fixture
 def split_dir(tmp_path):
     return os.path.dirname(generate_synthetic_shapes(str(tmp_path), "val", 4, 3))
+
+
+@contextlib.contextmanager
+def _captured(logger):
+    """The log records ``logger`` emits inside the block (at INFO and above)."""
+    records = []
+    handler = logging.Handler(logging.INFO)
+    handler.emit = records.append
+    old_level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield records
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
 
 
 def _manifest(split_dir):
@@ -68,3 +86,18 @@ def test_tool_records_digests_missing_from_older_manifests(split_dir, tmp_path):
 def test_tool_without_generated_splits_says_where_it_looked(tmp_path, capsys):
     assert synthetic_digest.main(["--root", str(tmp_path)]) == 1
     assert os.path.join(str(tmp_path), "synthetic_shapes_v2") in capsys.readouterr().err
+
+
+def test_loading_a_split_from_before_digests_records_and_logs_its_digest(split_dir, tmp_path):
+    manifest = _manifest(split_dir)
+    expected = manifest.pop("content_sha256")
+    with open(os.path.join(split_dir, "manifest.json"), "w") as f:
+        json.dump(manifest, f)
+    json_path = os.path.join(split_dir, "instances.json")
+    stamp = os.stat(json_path).st_mtime_ns
+    logger = logging.getLogger("maskx_d2.data.datasets.synthetic.generate")
+    with _captured(logger) as records:
+        generate_synthetic_shapes(str(tmp_path), "val", 4, 3)
+    assert os.stat(json_path).st_mtime_ns == stamp  # reused, not generated again
+    assert _manifest(split_dir)["content_sha256"] == expected
+    assert any(f"content sha256 {expected}" in r.getMessage() for r in records)

@@ -6,7 +6,8 @@
 For every split under ``<root>/synthetic_shapes_v2/`` prints the content digest its manifest
 records and the one recomputed from its files (``content_digest``: annotations and decoded
 pixels). Exits 1 when a split's files no longer match its manifest. ``--record`` writes the
-recomputed digest into manifests that have none (splits generated before digests existed).
+recomputed digest into manifests that have none (splits generated before digests existed;
+loading such a split for training does the same).
 The generator is deterministic for given numpy and OpenCV; compare the digests with those in
 docs/synthetic_shapes_v2.md ("Is it the same data?") to know whether your runs trained on the
 images the documented ones did.
@@ -17,8 +18,12 @@ import json
 import os
 import sys
 
-from maskx_d2.atomic_files import write_atomic
-from maskx_d2.data.datasets.synthetic import DATASET_FOLDER, content_digest
+from maskx_d2.data.datasets.synthetic import (
+    DATASET_FOLDER,
+    DIGEST_KEY,
+    content_digest,
+    record_content_digest,
+)
 
 
 def check_split(split_dir: str, record: bool) -> bool:
@@ -27,14 +32,13 @@ def check_split(split_dir: str, record: bool) -> bool:
     manifest_path = os.path.join(split_dir, "manifest.json")
     with open(manifest_path) as f:
         manifest = json.load(f)
-    recorded = manifest.get("content_sha256")
+    recorded = manifest.get(DIGEST_KEY)
     actual = content_digest(split_dir)
     name = os.path.basename(split_dir)
     if recorded is None:
         print(f"{name}: {actual} (no digest recorded{'; recorded now' if record else ''})")
         if record:
-            manifest["content_sha256"] = actual
-            write_atomic(manifest_path, json.dumps(manifest, sort_keys=True, indent=1).encode())
+            record_content_digest(split_dir)
         return True
     status = "ok" if recorded == actual else f"MISMATCH: the manifest records {recorded}"
     print(f"{name}: {actual} {status}")

@@ -46,11 +46,19 @@ from .classes import (
     SYNTHETIC_MASK_CLASSES,
     class_attributes,
 )
-from .generate import DATASET_FOLDER, content_digest, generate_synthetic_shapes, mask_to_polygons
+from .generate import (
+    DATASET_FOLDER,
+    DIGEST_KEY,
+    content_digest,
+    generate_synthetic_shapes,
+    mask_to_polygons,
+    record_content_digest,
+)
 from .scene import SceneParams
 
 __all__ = [
     "A12_MASK_CLASSES",
+    "DIGEST_KEY",
     "CLASS_PARTS",
     "SHIFTED_MASK_CLASSES",
     "SYNTHETIC_CLASSES",
@@ -60,6 +68,7 @@ __all__ = [
     "content_digest",
     "generate_synthetic_shapes",
     "mask_to_polygons",
+    "record_content_digest",
     "register_synthetic_shapes",
 ]
 

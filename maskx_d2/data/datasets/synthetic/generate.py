@@ -7,8 +7,9 @@ written last: a split is reused only when its manifest matches. Generation is de
 same parameters, same bytes, given the same numpy and OpenCV.
 
 The manifest also records the split's content digest (:func:`content_digest`: the annotations
-and every image's pixels), logged whenever the split is loaded: two runs saw the same data only
-if their digests agree, whatever machine or library versions produced it.
+and every image's pixels; a split generated before digests existed gets it on its next load),
+logged whenever the split is loaded: two runs saw the same data only if their digests agree,
+whatever machine or library versions produced it.
 """
 
 import hashlib
@@ -27,13 +28,21 @@ from ....atomic_files import write_atomic
 from .classes import CLASS_PARTS, STACK_SHAPES, SYNTHETIC_CLASSES
 from .scene import SceneParams, render_scene
 
-__all__ = ["DATASET_FOLDER", "content_digest", "generate_synthetic_shapes", "mask_to_polygons"]
+__all__ = [
+    "DATASET_FOLDER",
+    "DIGEST_KEY",
+    "content_digest",
+    "generate_synthetic_shapes",
+    "mask_to_polygons",
+    "record_content_digest",
+]
 
 logger = logging.getLogger(__name__)
 
 # Bump when the output of the generator changes for the same parameters (invalidates caches).
 GENERATOR_VERSION = 6
 DATASET_FOLDER = "synthetic_shapes_v2"
+DIGEST_KEY = "content_sha256"  # in manifest.json
 
 
 def mask_to_polygons(mask: np.ndarray) -> List[List[float]]:
@@ -192,16 +201,30 @@ def generate_synthetic_shapes(
     params = _params(num_images, seed, scene)
     key = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()
     manifest = _read_manifest(manifest_path, json_path, key)
-    if manifest is None:
+    if manifest is None or DIGEST_KEY not in manifest:
         os.makedirs(out_dir, exist_ok=True)
         with file_lock(manifest_path):  # one writer when several processes load the dataset
             manifest = _read_manifest(manifest_path, json_path, key)
             if manifest is None:
                 manifest = _write_split(out_dir, json_path, manifest_path, key, params, scene)
-    # Splits written before digests were recorded have none; tools/synthetic_digest.py adds it.
-    digest = manifest.get("content_sha256", "not recorded")
-    logger.info("%s: synthetic shapes split, content sha256 %s", out_dir, digest)
+            elif DIGEST_KEY not in manifest:  # written before digests were recorded
+                manifest = record_content_digest(out_dir)
+    logger.info("%s: synthetic shapes split, content sha256 %s", out_dir, manifest[DIGEST_KEY])
     return json_path
+
+
+def record_content_digest(split_dir: str) -> dict:
+    """Write the split's :func:`content_digest` into its manifest; returns the manifest."""
+    manifest_path = os.path.join(split_dir, "manifest.json")
+    with open(manifest_path) as f:
+        manifest = json.load(f)
+    manifest[DIGEST_KEY] = content_digest(split_dir)
+    _write_manifest(manifest_path, manifest)
+    return manifest
+
+
+def _write_manifest(path: str, manifest: dict) -> None:
+    write_atomic(path, json.dumps(manifest, sort_keys=True, indent=1).encode())
 
 
 def _write_split(out_dir, json_path, manifest_path, key, params, scene) -> dict:
@@ -211,8 +234,8 @@ def _write_split(out_dir, json_path, manifest_path, key, params, scene) -> dict:
     coco = _write_images(os.path.join(out_dir, "images"), params, scene)
     write_atomic(json_path, json.dumps(coco, sort_keys=True).encode())
     # Written last: a manifest means the split is complete.
-    manifest = {"hash": key, "params": params, "content_sha256": content_digest(out_dir)}
-    write_atomic(manifest_path, json.dumps(manifest, sort_keys=True, indent=1).encode())
+    manifest = {"hash": key, "params": params, DIGEST_KEY: content_digest(out_dir)}
+    _write_manifest(manifest_path, manifest)
     return manifest
 
 
