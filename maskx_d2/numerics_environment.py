@@ -28,7 +28,7 @@ def cpu_model_name(cpuinfo: str = "/proc/cpuinfo") -> str:
                 if line.lower().startswith("model name"):
                     return line.split(":", 1)[1].strip()
     except OSError:
-        pass
+        pass  # no /proc/cpuinfo (not Linux): ask the platform module below
     return platform.processor() or "unknown"
 
 

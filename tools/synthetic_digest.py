@@ -33,13 +33,15 @@ def check_split(split_dir: str, record: bool) -> bool:
     with open(manifest_path) as f:
         manifest = json.load(f)
     recorded = manifest.get(DIGEST_KEY)
-    actual = content_digest(split_dir)
     name = os.path.basename(split_dir)
     if recorded is None:
+        if record:  # recording computes the digest: read it back rather than hash twice
+            actual = record_content_digest(split_dir)[DIGEST_KEY]
+        else:
+            actual = content_digest(split_dir)
         print(f"{name}: {actual} (no digest recorded{'; recorded now' if record else ''})")
-        if record:
-            record_content_digest(split_dir)
         return True
+    actual = content_digest(split_dir)
     status = "ok" if recorded == actual else f"MISMATCH: the manifest records {recorded}"
     print(f"{name}: {actual} {status}")
     return recorded == actual

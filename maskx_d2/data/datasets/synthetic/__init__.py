@@ -58,8 +58,8 @@ from .scene import SceneParams
 
 __all__ = [
     "A12_MASK_CLASSES",
-    "DIGEST_KEY",
     "CLASS_PARTS",
+    "DIGEST_KEY",
     "SHIFTED_MASK_CLASSES",
     "SYNTHETIC_CLASSES",
     "SYNTHETIC_MASK_CLASSES",
