@@ -45,6 +45,8 @@ MAIN_VAL, SHIFTED_VAL = "synthetic_shapes_v2_val", "synthetic_shapes_v2_shifted_
 SHIFTED_TRAIN = ("DATASETS.TRAIN", "('synthetic_shapes_v2_shifted_train',)")
 A12_VAL = "synthetic_shapes_v2_a12_val"
 A12_TRAIN = ("DATASETS.TRAIN", "('synthetic_shapes_v2_a12_train',)")
+BAND_VAL = "synthetic_shapes_v2_band_val"
+BAND_TRAIN = ("DATASETS.TRAIN", "('synthetic_shapes_v2_band_train',)")
 # Options beyond the paper (README, "Beyond the paper"), each on top of a head of Table 1c.
 LINEAR_T = ("MODEL.MASKX.TRANSFER.NUM_LAYERS", "1")
 # T fed with each class's shape and colour (one-hot, maskx_d2...synthetic.class_attributes) instead
@@ -129,6 +131,12 @@ def _on_both_splits(key, label, config, *opts):
 def _a12_variant(label, config, *opts):
     """A variant trained and evaluated on the twelve-class split (4 box-only classes)."""
     return _variant(label, config, *A12_TRAIN, *opts, test=(A12_VAL,), split="a12")
+
+
+def _band_variant(label, config, *opts):
+    """A variant trained and evaluated on the band split (every box-only class an additive
+    shape + colour combination of classes with masks)."""
+    return _variant(label, config, *BAND_TRAIN, *opts, test=(BAND_VAL,), split="band")
 
 
 def _evaluation_variant(label, source, dataset):
@@ -382,6 +390,23 @@ VARIANTS = {
     ),
     "a12-oracle-maskx": _evaluation_variant(
         "oracle: transfer+MLP, every class with masks", "oracle-maskx", A12_VAL
+    ),
+    "band-class-agnostic": _band_variant(
+        "class-agnostic, band split", "class_agnostic_R_18_FPN_synthetic.yaml"
+    ),
+    "band-transfer-mlp": _band_variant(
+        "transfer+MLP, cls+box, band split", "maskx_R_18_FPN_synthetic.yaml"
+    ),
+    "band-transfer-mlp-1layer": _band_variant(
+        "transfer+MLP, cls+box, 1-layer T, band split", "maskx_R_18_FPN_synthetic.yaml", *LINEAR_T
+    ),
+    "band-transfer-mlp-attributes": _band_variant(
+        "transfer+MLP from class attributes, band split",
+        "maskx_R_18_FPN_synthetic.yaml",
+        *ATTRIBUTES,
+    ),
+    "band-oracle-maskx": _evaluation_variant(
+        "oracle: transfer+MLP, every class with masks", "oracle-maskx", BAND_VAL
     ),
 }
 PARTIAL = [

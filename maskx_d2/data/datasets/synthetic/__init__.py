@@ -17,6 +17,10 @@ The twelve-class split, again the same images, gives masks to 12 classes and box
 (one of each shape and colour, all in the main split's B): does transfer, learnt from more
 classes, carry more to B?
 
+The band split, the same images, gives A the classes whose colour is their shape's or the next
+one (:data:`.classes.BAND_MASK_CLASSES`): as balanced as the chess board, but every box-only
+class is an additive (shape + colour) combination of classes with masks.
+
 Data is generated in COCO format under ``$DETECTRON2_DATASETS/synthetic_shapes_v2/<split>/``
 (default root ``datasets``) on first load and reused afterwards (:mod:`.generate`).
 docs/synthetic_shapes_v2.md describes the design with a picture and per-class numbers.
@@ -30,7 +34,8 @@ Registered datasets (lazy; nothing is generated at import):
   - ``synthetic_shapes_v2_val``: 200 other images, full ground truth (A named in metadata);
   - ``synthetic_shapes_v2_val_mini``: 16 images for quick pipeline checks;
   - ``synthetic_shapes_v2_shifted_train`` / ``_val``: the appearance-shifted split;
-  - ``synthetic_shapes_v2_a12_train`` / ``_val``: the twelve-class split.
+  - ``synthetic_shapes_v2_a12_train`` / ``_val``: the twelve-class split;
+  - ``synthetic_shapes_v2_band_train`` / ``_val``: the band split.
 """
 
 import functools
@@ -40,6 +45,7 @@ from typing import Dict, Optional
 from ...coco_json import register_partially_supervised_coco_json
 from .classes import (
     A12_MASK_CLASSES,
+    BAND_MASK_CLASSES,
     CLASS_PARTS,
     SHIFTED_MASK_CLASSES,
     SYNTHETIC_CLASSES,
@@ -58,6 +64,7 @@ from .scene import SceneParams
 
 __all__ = [
     "A12_MASK_CLASSES",
+    "BAND_MASK_CLASSES",
     "CLASS_PARTS",
     "DIGEST_KEY",
     "SHIFTED_MASK_CLASSES",
@@ -84,6 +91,8 @@ _PREDEFINED_SPLITS = {
     "synthetic_shapes_v2_shifted_val": ("val", 200, 1, SHIFTED_MASK_CLASSES, False),
     "synthetic_shapes_v2_a12_train": ("train", 1000, 0, A12_MASK_CLASSES, True),
     "synthetic_shapes_v2_a12_val": ("val", 200, 1, A12_MASK_CLASSES, False),
+    "synthetic_shapes_v2_band_train": ("train", 1000, 0, BAND_MASK_CLASSES, True),
+    "synthetic_shapes_v2_band_val": ("val", 200, 1, BAND_MASK_CLASSES, False),
 }
 
 

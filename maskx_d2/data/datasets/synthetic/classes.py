@@ -11,6 +11,7 @@ from .scene import PALETTE
 
 __all__ = [
     "A12_MASK_CLASSES",
+    "BAND_MASK_CLASSES",
     "class_attributes",
     "CLASS_PARTS",
     "COLOUR_NAMES",
@@ -49,6 +50,19 @@ A12_MASK_CLASSES = [
     name
     for name, (shape, colour) in zip(SYNTHETIC_CLASSES, CLASS_PARTS)
     if COLOUR_NAMES.index(colour) != (SHAPE_NAMES.index(shape) + 1) % len(COLOUR_NAMES)
+]
+
+# Set A of the band split: the classes whose colour index is their shape index or the next one
+# (mod 4). Like the chess board, every shape and every colour has two classes in A and two in B,
+# but the graph that links each shape to the colours it has in A is one cycle through all 8
+# shapes and colours, where the chess board's falls into two parts (even shapes with even
+# colours, odd with odd). So a box-only class's (shape, colour) is an additive combination of
+# A's: w(s, c) = w(s, c') - w(s', c') + w(s', c) along the cycle. On the chess board nothing in A
+# fixes the offset between the two parts, and a transfer function fitted on A must guess it.
+BAND_MASK_CLASSES = [
+    name
+    for name, (shape, colour) in zip(SYNTHETIC_CLASSES, CLASS_PARTS)
+    if (COLOUR_NAMES.index(colour) - SHAPE_NAMES.index(shape)) % len(COLOUR_NAMES) in (0, 1)
 ]
 
 
