@@ -468,6 +468,7 @@ OTHER_SYSTEMS = [
 ]
 FULLY_SUPERVISED = ORACLES + [
     "a12-oracle-maskx",
+    "band-oracle-maskx",
     "blendmask-oracle",
     "mnc-oracle",
     "mnc-5stage-oracle",
@@ -838,6 +839,26 @@ def _a12_table(table, header):
     )
 
 
+def _band_table(table, header):
+    """The band split's rows ("" when none ran); the gap is from its class-agnostic head to the
+    oracle evaluated on this split (band-oracle-maskx): its B is not the main split's."""
+    keys = [
+        "band-class-agnostic",
+        "band-transfer-mlp",
+        "band-transfer-mlp-1layer",
+        "band-transfer-mlp-attributes",
+        "band-oracle-maskx",
+    ]
+    rows = _rows(table, keys, BAND_VAL, keys[0], oracle_keys=keys[-1:])
+    if not rows:
+        return ""
+    return (
+        "\n\nBand split (A: the classes whose colour index is their shape index or the next; "
+        "every box-only class is an additive shape + colour combination of classes with "
+        "masks):\n\n" + header + "\n" + "\n".join(rows)
+    )
+
+
 def report(work_dir, seeds, command, machine, backbone=None, failed=()):
     """The markdown tables of the finished runs of ``work_dir``; ``failed``: (variant key, seed)
     of runs that ended with an error, named at the end (their rows have fewer seeds)."""
@@ -867,6 +888,7 @@ def report(work_dir, seeds, command, machine, backbone=None, failed=()):
         + "\n"
         + "\n".join(shifted)
         + _a12_table(table, header)
+        + _band_table(table, header)
         + _ar_table(table, main_keys, MAIN_VAL)
         + f"\n\nCells: mean (min-max) over seeds {', '.join(map(str, seeds))}. Gap closed: "
         "(head - class-agnostic) / (oracle - class-agnostic) of the seed means of GT-box mIoU "

@@ -103,6 +103,27 @@ def test_report_gives_mean_spread_and_gap_share(tmp_path):
     assert "Twelve-class split" not in text  # no run of it: no empty table
 
 
+def test_report_has_a_band_table_with_its_own_baseline_and_oracle(tmp_path):
+    work = str(tmp_path)
+    _write_metrics(os.path.join(work, "seed1", "band-class-agnostic"), [_eval(40.0)])
+    _write_metrics(os.path.join(work, "seed1", "band-transfer-mlp"), [_eval(50.0)])
+    _write_metrics(os.path.join(work, "seed1", "class-agnostic"), [_eval(20.0)])
+    _write_metrics(os.path.join(work, "seed1", "oracle-maskx"), [_eval(90.0)])
+    text = bench.report(work, [1], "cmd", "machine")
+    band = text.split("Band split")[1]
+    rows = [line for line in band.splitlines() if "band split |" in line]
+    assert [r.split(" | ")[0] for r in rows] == [
+        "| class-agnostic, band split",
+        "| transfer+MLP, cls+box, band split",
+    ]
+    assert rows[1].endswith("| - | - |")  # no oracle scored on the band split: no share
+    _write_metrics(os.path.join(work, "seed1", "band-oracle-maskx"), [_eval(70.0)])
+    band = bench.report(work, [1], "cmd", "machine").split("Band split")[1]
+    row = next(line for line in band.splitlines() if line.startswith("| transfer+MLP"))
+    assert row.endswith("| 33% | - |")  # (50 - 40) / (70 - 40), not the main split's 20 -> 90
+    assert "| 70.0 |" in next(line for line in band.splitlines() if line.startswith("| oracle"))
+
+
 def test_report_has_a_twelve_class_table_with_its_own_oracle(tmp_path):
     work = str(tmp_path)
     _write_metrics(os.path.join(work, "seed1", "a12-class-agnostic"), [_eval(50.0)])

@@ -14,11 +14,13 @@ from pycocotools import mask as mask_util
 
 from maskx_d2.data.datasets.synthetic import (
     A12_MASK_CLASSES,
+    BAND_MASK_CLASSES,
     CLASS_PARTS,
     SHIFTED_MASK_CLASSES,
     SYNTHETIC_CLASSES,
     SYNTHETIC_MASK_CLASSES,
     SceneParams,
+    class_attributes,
     generate_synthetic_shapes,
     mask_to_polygons,
     register_synthetic_shapes,
@@ -150,6 +152,29 @@ def test_twelve_class_split_leaves_one_class_of_each_shape_and_colour_to_b():
     assert not (set(SYNTHETIC_CLASSES) - set(A12_MASK_CLASSES)) & set(SYNTHETIC_MASK_CLASSES)
 
 
+def _additive_residual(mask_classes):
+    """Largest distance of a box-only class's (shape, colour) one-hot from the span of the
+    classes with masks' one-hots: 0 when every B class is an additive combination of A's."""
+    attributes = class_attributes().astype(np.float64)
+    in_a = np.array([n in mask_classes for n in SYNTHETIC_CLASSES])
+    coef, *_ = np.linalg.lstsq(attributes[in_a].T, attributes[~in_a].T, rcond=None)
+    return np.abs(attributes[in_a].T @ coef - attributes[~in_a].T).max()
+
+
+def test_band_split_is_balanced_and_makes_b_additive_in_a_where_the_chess_board_does_not():
+    a = _parts(BAND_MASK_CLASSES)
+    b = _parts(set(SYNTHETIC_CLASSES) - set(BAND_MASK_CLASSES))
+    assert len(a) == len(b) == 8
+    for shape in SHAPE_NAMES:
+        assert sum(s == shape for s, _ in a) == sum(s == shape for s, _ in b) == 2
+    for colour in COLOUR_NAMES:
+        assert sum(c == colour for _, c in a) == sum(c == colour for _, c in b) == 2
+    # red_bar = red_circle - yellow_circle + yellow_ring - green_ring + ... along the cycle.
+    assert _additive_residual(BAND_MASK_CLASSES) < 1e-9
+    # The chess board's two parts (even shapes with even colours, odd with odd) leave an offset.
+    assert _additive_residual(SYNTHETIC_MASK_CLASSES) > 0.2
+
+
 def test_stacks_of_one_colour_are_refused():
     with pytest.raises(ValueError, match="two colours"):
         red_circle, red_ring = (CLASS_PARTS.index((s, "red")) for s in ("circle", "ring"))
@@ -243,6 +268,10 @@ def test_default_datasets_are_registered():
         "shifted_val",
         "a12_train",
         "a12_val",
+        "band_train",
+        "band_val",
     ):
         assert f"synthetic_shapes_v2_{split}" in DatasetCatalog.list()
     assert len(MetadataCatalog.get("synthetic_shapes_v2_train").mask_category_ids) == 8
+    band = MetadataCatalog.get("synthetic_shapes_v2_band_val").mask_category_ids
+    assert band == sorted(SYNTHETIC_CLASSES.index(n) + 1 for n in BAND_MASK_CLASSES)

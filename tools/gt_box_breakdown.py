@@ -64,6 +64,12 @@ def instance_ious(output_dir, dataset, opts):
     """{ann_id: IoU} of the masks the model of ``output_dir`` predicts on the ground-truth boxes
     of ``dataset``."""
     cfg, model = load_run_model(output_dir, opts)
+    return model_instance_ious(cfg, model, dataset)
+
+
+def model_instance_ious(cfg, model, dataset):
+    """{ann_id: IoU} of the masks ``model`` (in eval mode, built from ``cfg``) predicts on the
+    ground-truth boxes of ``dataset``."""
     evaluator = Trainer.build_evaluator(cfg, dataset, output_folder=None)
     inference_on_dataset(GTBoxMaskModel(model), Trainer.build_test_loader(cfg, dataset), evaluator)
     coco = COCO(MetadataCatalog.get(dataset).json_file)
