@@ -158,6 +158,14 @@ VARIANTS = {
     ),
     "transfer": _variant("transfer, cls+box", "transfer_R_18_FPN_synthetic.yaml"),
     "transfer-mlp": _variant("transfer+MLP, cls+box (main job)", "maskx_R_18_FPN_synthetic.yaml"),
+    # T from the classifier weights alone: the box-regression weights' part of T's input may be
+    # what misplaces B's mask weights (docs/table1c_synthetic.md, "Why transfer fails").
+    "transfer-mlp-cls": _variant(
+        "transfer+MLP, cls",
+        "maskx_R_18_FPN_synthetic.yaml",
+        "MODEL.MASKX.TRANSFER.INPUT",
+        "cls",
+    ),
     # The paper's Table 1b variant of T: one linear layer. Measured (docs/table1c_synthetic.md,
     # "The form of T"): both forms keep the class weights' additive shape + colour structure
     # about equally; the linear T was better in 3 of 4 paired seeds, not beyond the noise.
@@ -414,6 +422,7 @@ PARTIAL = [
     "transfer-box",
     "transfer",
     "transfer-mlp",
+    "transfer-mlp-cls",
     "transfer-1layer",
     "transfer-mlp-1layer",
     "transfer-mlp-attributes",

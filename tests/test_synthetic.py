@@ -123,15 +123,19 @@ def _parts(names):
     return [CLASS_PARTS[SYNTHETIC_CLASSES.index(n)] for n in names]
 
 
-def test_main_split_shares_every_shape_and_colour_between_a_and_b():
-    a = _parts(SYNTHETIC_MASK_CLASSES)
-    b = _parts(set(SYNTHETIC_CLASSES) - set(SYNTHETIC_MASK_CLASSES))
+def _assert_two_of_every_shape_and_colour_in_each_set(mask_classes):
+    a = _parts(mask_classes)
+    b = _parts(set(SYNTHETIC_CLASSES) - set(mask_classes))
     assert len(a) == len(b) == 8
-    # The chess board over the 4 x 4 grid: two classes of every shape and colour in each set.
     for shape in SHAPE_NAMES:
         assert sum(s == shape for s, _ in a) == sum(s == shape for s, _ in b) == 2
     for colour in COLOUR_NAMES:
         assert sum(c == colour for _, c in a) == sum(c == colour for _, c in b) == 2
+
+
+def test_main_split_shares_every_shape_and_colour_between_a_and_b():
+    # The chess board over the 4 x 4 grid: two classes of every shape and colour in each set.
+    _assert_two_of_every_shape_and_colour_in_each_set(SYNTHETIC_MASK_CLASSES)
 
 
 def test_shifted_split_gives_b_colours_that_a_never_has():
@@ -162,13 +166,7 @@ def _additive_residual(mask_classes):
 
 
 def test_band_split_is_balanced_and_makes_b_additive_in_a_where_the_chess_board_does_not():
-    a = _parts(BAND_MASK_CLASSES)
-    b = _parts(set(SYNTHETIC_CLASSES) - set(BAND_MASK_CLASSES))
-    assert len(a) == len(b) == 8
-    for shape in SHAPE_NAMES:
-        assert sum(s == shape for s, _ in a) == sum(s == shape for s, _ in b) == 2
-    for colour in COLOUR_NAMES:
-        assert sum(c == colour for _, c in a) == sum(c == colour for _, c in b) == 2
+    _assert_two_of_every_shape_and_colour_in_each_set(BAND_MASK_CLASSES)
     # red_bar = red_circle - yellow_circle + yellow_ring - green_ring + ... along the cycle.
     assert _additive_residual(BAND_MASK_CLASSES) < 1e-9
     # The chess board's two parts (even shapes with even colours, odd with odd) leave an offset.
