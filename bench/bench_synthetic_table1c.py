@@ -49,6 +49,22 @@ BAND_VAL = "synthetic_shapes_v2_band_val"
 BAND_TRAIN = ("DATASETS.TRAIN", "('synthetic_shapes_v2_band_train',)")
 # Options beyond the paper (README, "Beyond the paper"), each on top of a head of Table 1c.
 LINEAR_T = ("MODEL.MASKX.TRANSFER.NUM_LAYERS", "1")
+# A linear T of rank <= r (FC to r numbers, no activation, FC to the mask width): the 8 classes
+# with masks can no longer each get an arbitrary mask weight (an affine T of full rank fits any
+# 8 targets, so nothing in training ties A's weights to the structure B's are predicted from).
+
+
+def low_rank_t(rank: int):
+    return (
+        "MODEL.MASKX.TRANSFER.NUM_LAYERS",
+        "2",
+        "MODEL.MASKX.TRANSFER.HIDDEN_DIM",
+        str(rank),
+        "MODEL.MASKX.TRANSFER.ACTIVATION",
+        "none",
+    )
+
+
 # T fed with each class's shape and colour (one-hot, maskx_d2...synthetic.class_attributes) instead
 # of the detector's weights: the synthetic counterpart of the paper's GloVe row (Table 1a). The
 # file is written into the work folder when a run needs it (_train).
@@ -174,6 +190,12 @@ VARIANTS = {
     ),
     "transfer-mlp-1layer": _variant(
         "transfer+MLP, cls+box, 1-layer T", "maskx_R_18_FPN_synthetic.yaml", *LINEAR_T
+    ),
+    "transfer-mlp-rank2": _variant(
+        "transfer+MLP, cls+box, linear T of rank 2", "maskx_R_18_FPN_synthetic.yaml", *low_rank_t(2)
+    ),
+    "transfer-mlp-rank4": _variant(
+        "transfer+MLP, cls+box, linear T of rank 4", "maskx_R_18_FPN_synthetic.yaml", *low_rank_t(4)
     ),
     "transfer-mlp-attributes": _variant(
         "transfer+MLP from class attributes (shape and colour one-hot; the GloVe row's analogue)",
@@ -408,6 +430,11 @@ VARIANTS = {
     "band-transfer-mlp-1layer": _band_variant(
         "transfer+MLP, cls+box, 1-layer T, band split", "maskx_R_18_FPN_synthetic.yaml", *LINEAR_T
     ),
+    "band-transfer-mlp-rank4": _band_variant(
+        "transfer+MLP, cls+box, linear T of rank 4, band split",
+        "maskx_R_18_FPN_synthetic.yaml",
+        *low_rank_t(4),
+    ),
     "band-transfer-mlp-attributes": _band_variant(
         "transfer+MLP from class attributes, band split",
         "maskx_R_18_FPN_synthetic.yaml",
@@ -425,6 +452,8 @@ PARTIAL = [
     "transfer-mlp-cls",
     "transfer-1layer",
     "transfer-mlp-1layer",
+    "transfer-mlp-rank2",
+    "transfer-mlp-rank4",
     "transfer-mlp-attributes",
 ]
 BEYOND = [
@@ -855,6 +884,7 @@ def _band_table(table, header):
         "band-class-agnostic",
         "band-transfer-mlp",
         "band-transfer-mlp-1layer",
+        "band-transfer-mlp-rank4",
         "band-transfer-mlp-attributes",
         "band-oracle-maskx",
     ]

@@ -44,7 +44,8 @@ def add_maskx_config(cfg):
     _C.MODEL.MASKX.TRANSFER.NUM_LAYERS = 2
     # Width of T's hidden layers (the paper uses the mask head width, 256).
     _C.MODEL.MASKX.TRANSFER.HIDDEN_DIM = 256
-    # Activation between T's layers: "relu" or "leaky_relu" (best). None after the last FC.
+    # Activation between T's layers: "relu", "leaky_relu" (best) or "none" (a linear T; with
+    # NUM_LAYERS 2 and a narrow HIDDEN_DIM r, a linear T of rank <= r). None after the last FC.
     _C.MODEL.MASKX.TRANSFER.ACTIVATION = "leaky_relu"
     # Negative slope of the LeakyReLU.
     _C.MODEL.MASKX.TRANSFER.LEAKY_RELU_SLOPE = 0.1

@@ -106,6 +106,21 @@ def test_transfer_shapes(kind, num_layers, activation):
     assert [tuple(d.pred_masks.shape) for d in detections] == [(3, 1, 14, 14), (2, 1, 14, 14)]
 
 
+def test_transfer_without_activation_is_linear_and_low_rank():
+    # 2 FCs through a hidden width of 2 and no activation: T(x) = B (A x + a) + b, an affine map
+    # whose outputs for any number of classes span at most 2 dimensions around T(0).
+    transfer = WeightTransfer(5 * D, C, num_layers=2, hidden_dim=2, activation="none")
+    assert [type(m) for m in transfer.layers] == [torch.nn.Linear, torch.nn.Linear]
+    torch.manual_seed(1)
+    x = torch.randn(K, 5 * D)
+    with torch.no_grad():
+        out, at_zero = transfer(x), transfer(torch.zeros(1, 5 * D))
+        assert torch.allclose(transfer(2 * x) - at_zero, 2 * (out - at_zero), atol=1e-5)
+    assert torch.linalg.matrix_rank(out - at_zero) == 2
+    with pytest.raises(ValueError, match="ACTIVATION must be one of"):
+        WeightTransfer(5 * D, C, activation="gelu")
+
+
 def test_transfer_uses_the_detector_weights_of_each_class():
     """T's output for class c must be T(w_det[c]) with cls rows and 4 box rows of class c."""
     head = _transfer_head("cls+box")

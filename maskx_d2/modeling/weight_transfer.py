@@ -18,7 +18,10 @@ import fvcore.nn.weight_init as weight_init
 import torch
 from torch import nn
 
-__all__ = ["WeightTransfer", "transfer_input_dim", "gather_detector_weights"]
+__all__ = ["WeightTransfer", "transfer_input_dim", "gather_detector_weights", "ACTIVATIONS"]
+
+# Between T's FCs; "none" makes a multi-layer T linear (a low-rank one with a narrow hidden layer).
+ACTIVATIONS = ("relu", "leaky_relu", "none")
 
 
 def transfer_input_dim(kind: str, det_dim: int, embedding_dim: Optional[int] = None) -> int:
@@ -82,8 +85,12 @@ class WeightTransfer(nn.Module):
 
     1 layer: FC(in -> out). 2 layers (paper's best): FC(in -> hidden), act, FC(hidden -> out).
     3 layers: FC, act, FC, act, FC. No activation after the last FC; all FCs have a bias
-    (MSRA-initialised weights, zero bias). The class-agnostic parameters are shared by all
-    classes, so T trained on classes with masks can produce mask weights for any class.
+    (MSRA-initialised weights, zero bias). ``activation="none"`` with 2 layers and a narrow
+    ``hidden_dim`` r is a linear T of rank at most r: every class's mask weight lies in one
+    r-dimensional affine subspace, so the classes with masks cannot each get an arbitrary
+    weight, and T has to read from its input the few directions that explain them. The
+    class-agnostic parameters are shared by all classes, so T trained on classes with masks can
+    produce mask weights for any class.
     """
 
     def __init__(
@@ -99,9 +106,9 @@ class WeightTransfer(nn.Module):
         super().__init__()
         if num_layers < 1:
             raise ValueError(f"MODEL.MASKX.TRANSFER.NUM_LAYERS must be >= 1, got {num_layers}")
-        if activation not in ("relu", "leaky_relu"):
+        if activation not in ACTIVATIONS:
             raise ValueError(
-                f"MODEL.MASKX.TRANSFER.ACTIVATION must be 'relu' or 'leaky_relu', "
+                f"MODEL.MASKX.TRANSFER.ACTIVATION must be one of {ACTIVATIONS}, "
                 f"got {activation!r}"
             )
         self.in_dim, self.out_dim = in_dim, out_dim
@@ -111,7 +118,7 @@ class WeightTransfer(nn.Module):
             fc = nn.Linear(d_in, d_out)
             weight_init.c2_msra_fill(fc)
             layers.append(fc)
-            if i < num_layers - 1:
+            if i < num_layers - 1 and activation != "none":
                 layers.append(
                     nn.ReLU()
                     if activation == "relu"
