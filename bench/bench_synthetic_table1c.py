@@ -49,12 +49,13 @@ BAND_VAL = "synthetic_shapes_v2_band_val"
 BAND_TRAIN = ("DATASETS.TRAIN", "('synthetic_shapes_v2_band_train',)")
 # Options beyond the paper (README, "Beyond the paper"), each on top of a head of Table 1c.
 LINEAR_T = ("MODEL.MASKX.TRANSFER.NUM_LAYERS", "1")
-# A linear T of rank <= r (FC to r numbers, no activation, FC to the mask width): the 8 classes
-# with masks can no longer each get an arbitrary mask weight (an affine T of full rank fits any
-# 8 targets, so nothing in training ties A's weights to the structure B's are predicted from).
 
 
 def low_rank_t(rank: int):
+    """Config options of a linear T of rank <= ``rank`` (FC to ``rank`` numbers, no activation,
+    FC to the mask width): the 8 classes with masks can no longer each get an arbitrary mask
+    weight (an affine T of full rank fits any 8 targets, so nothing in training ties A's weights
+    to the structure B's are predicted from)."""
     return (
         "MODEL.MASKX.TRANSFER.NUM_LAYERS",
         "2",

@@ -59,6 +59,21 @@ def class_mean_ious(ious, category_of, classes):
     return {c: float(np.mean(v)) for c, v in per_class.items() if v}
 
 
+def split_classes(dataset: str):
+    """``(category_of, names, mask_classes, box_only)`` of a registered partially supervised
+    set: {ann_id: contiguous class}, {contiguous class: name}, and the sorted contiguous
+    classes with masks (A) and without (B). Loading generates the data if needed and sets the
+    metadata."""
+    dicts = DatasetCatalog.get(dataset)
+    meta = MetadataCatalog.get(dataset)
+    contiguous = meta.thing_dataset_id_to_contiguous_id
+    category_of = {a["id"]: a["category_id"] for d in dicts for a in d["annotations"]}
+    names = dict(enumerate(meta.thing_classes))
+    mask_classes = sorted(contiguous[i] for i in meta.mask_category_ids)
+    box_only = [c for c in names if c not in mask_classes]
+    return category_of, names, mask_classes, box_only
+
+
 def substitution_table(own, donors, names) -> str:
     """Markdown table; ``own``: {B class id: IoU}, ``donors``: [(A class id, {B class id: IoU})],
     ``names``: {class id: name}. Last row: the mean over B's classes of each column."""
@@ -86,14 +101,8 @@ def main():
     setup_logger(name="maskx_d2")
     cfg, model = load_run_model(args.run, args.opts)
     dataset = args.dataset or cfg.DATASETS.TEST[0]
-    dicts = DatasetCatalog.get(dataset)  # generates the data if needed, sets the metadata
-    meta = MetadataCatalog.get(dataset)
-    contiguous = meta.thing_dataset_id_to_contiguous_id
-    category_of = {a["id"]: a["category_id"] for d in dicts for a in d["annotations"]}
-    num_classes = len(meta.thing_classes)
-    names = dict(enumerate(meta.thing_classes))
-    mask_classes = sorted(contiguous[i] for i in meta.mask_category_ids)
-    box_only = [c for c in range(num_classes) if c not in mask_classes]
+    category_of, names, mask_classes, box_only = split_classes(dataset)
+    num_classes = len(names)
     head = model.roi_heads.mask_head
     own = class_mean_ious(model_instance_ious(cfg, model, dataset), category_of, box_only)
     donors = []

@@ -24,14 +24,13 @@ import sys
 
 import numpy as np
 import torch
-from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.utils.logger import setup_logger
 
 from maskx_d2.modeling.weight_transfer import gather_detector_weights
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gt_box_breakdown import load_run_model, model_instance_ious  # noqa: E402
-from mask_weight_substitution import class_mean_ious  # noqa: E402
+from mask_weight_substitution import class_mean_ious, split_classes  # noqa: E402
 
 DEFAULT_STRENGTHS = (0.0, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 100.0)
 
@@ -132,37 +131,32 @@ def main():
     setup_logger(name="maskx_d2")
     cfg, model = load_run_model(args.run)
     dataset = args.dataset or cfg.DATASETS.TEST[0]
-    dicts = DatasetCatalog.get(dataset)
-    meta = MetadataCatalog.get(dataset)
-    contiguous = meta.thing_dataset_id_to_contiguous_id
-    category_of = {a["id"]: a["category_id"] for d in dicts for a in d["annotations"]}
-    num_classes = len(meta.thing_classes)
-    mask_classes = sorted(contiguous[i] for i in meta.mask_category_ids)
-    box_only = [c for c in range(num_classes) if c not in mask_classes]
+    category_of, names, mask_classes, box_only = split_classes(dataset)
 
     def set_means(ious):
         """(mean over A's classes, mean over B's) of the per-class mean IoU."""
-        per_class = class_mean_ious(ious, category_of, range(num_classes))
+        per_class = class_mean_ious(ious, category_of, names)
         return (
             float(np.mean([per_class[c] for c in mask_classes if c in per_class])),
             float(np.mean([per_class[c] for c in box_only if c in per_class])),
         )
 
     x, y = trained_weights(model)
+    refits = [
+        (f"ridge, strength {s:g}", refit_weights(x, y, mask_classes, box_only, s))
+        for s in args.strengths
+    ] + [
+        (
+            f"{k} principal components",
+            refit_weights(principal_components(x, k), y, mask_classes, box_only, 0.0),
+        )
+        for k in args.components
+    ]
     head = model.roi_heads.mask_head
     rows = [("trained T", *set_means(model_instance_ious(cfg, model, dataset)))]
-    for s in args.strengths:
-        weights = torch.from_numpy(refit_weights(x, y, mask_classes, box_only, s)).float()
-        with fixed_mask_weights(head, weights):
-            rows.append(
-                (f"ridge, strength {s:g}", *set_means(model_instance_ious(cfg, model, dataset)))
-            )
-    for k in args.components:
-        weights = refit_weights(principal_components(x, k), y, mask_classes, box_only, 0.0)
+    for label, weights in refits:
         with fixed_mask_weights(head, torch.from_numpy(weights).float()):
-            rows.append(
-                (f"{k} principal components", *set_means(model_instance_ious(cfg, model, dataset)))
-            )
+            rows.append((label, *set_means(model_instance_ious(cfg, model, dataset))))
     best = max(rows[1:], key=lambda r: r[1])
     table = refit_table(rows) + f"\n\nChosen by A held out: {best[0]}: B {100 * best[2]:.1f}"
     print(table)
