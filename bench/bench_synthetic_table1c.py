@@ -431,10 +431,20 @@ VARIANTS = {
     "band-transfer-mlp-1layer": _band_variant(
         "transfer+MLP, cls+box, 1-layer T, band split", "maskx_R_18_FPN_synthetic.yaml", *LINEAR_T
     ),
+    "band-transfer-mlp-rank2": _band_variant(
+        "transfer+MLP, cls+box, linear T of rank 2, band split",
+        "maskx_R_18_FPN_synthetic.yaml",
+        *low_rank_t(2),
+    ),
     "band-transfer-mlp-rank4": _band_variant(
         "transfer+MLP, cls+box, linear T of rank 4, band split",
         "maskx_R_18_FPN_synthetic.yaml",
         *low_rank_t(4),
+    ),
+    "band-transfer-mlp-rank8": _band_variant(
+        "transfer+MLP, cls+box, linear T of rank 8, band split",
+        "maskx_R_18_FPN_synthetic.yaml",
+        *low_rank_t(8),
     ),
     "band-transfer-mlp-attributes": _band_variant(
         "transfer+MLP from class attributes, band split",
@@ -885,7 +895,9 @@ def _band_table(table, header):
         "band-class-agnostic",
         "band-transfer-mlp",
         "band-transfer-mlp-1layer",
+        "band-transfer-mlp-rank2",
         "band-transfer-mlp-rank4",
+        "band-transfer-mlp-rank8",
         "band-transfer-mlp-attributes",
         "band-oracle-maskx",
     ]
