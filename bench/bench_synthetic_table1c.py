@@ -198,6 +198,9 @@ VARIANTS = {
     "transfer-mlp-rank4": _variant(
         "transfer+MLP, cls+box, linear T of rank 4", "maskx_R_18_FPN_synthetic.yaml", *low_rank_t(4)
     ),
+    "transfer-mlp-rank8": _variant(
+        "transfer+MLP, cls+box, linear T of rank 8", "maskx_R_18_FPN_synthetic.yaml", *low_rank_t(8)
+    ),
     "transfer-mlp-attributes": _variant(
         "transfer+MLP from class attributes (shape and colour one-hot; the GloVe row's analogue)",
         "maskx_R_18_FPN_synthetic.yaml",
@@ -465,6 +468,7 @@ PARTIAL = [
     "transfer-mlp-1layer",
     "transfer-mlp-rank2",
     "transfer-mlp-rank4",
+    "transfer-mlp-rank8",
     "transfer-mlp-attributes",
 ]
 BEYOND = [
