@@ -51,6 +51,11 @@ BAND_TRAIN = ("DATASETS.TRAIN", "('synthetic_shapes_v2_band_train',)")
 LINEAR_T = ("MODEL.MASKX.TRANSFER.NUM_LAYERS", "1")
 
 
+# The ranks of the linear T measured on each split (bench keys transfer-mlp-rank<r>,
+# band-transfer-mlp-rank<r>).
+LOW_RANKS = (2, 4, 8)
+
+
 def low_rank_t(rank: int):
     """Config options of a linear T of rank <= ``rank`` (FC to ``rank`` numbers, no activation,
     FC to the mask width): the 8 classes with masks can no longer each get an arbitrary mask
@@ -192,15 +197,14 @@ VARIANTS = {
     "transfer-mlp-1layer": _variant(
         "transfer+MLP, cls+box, 1-layer T", "maskx_R_18_FPN_synthetic.yaml", *LINEAR_T
     ),
-    "transfer-mlp-rank2": _variant(
-        "transfer+MLP, cls+box, linear T of rank 2", "maskx_R_18_FPN_synthetic.yaml", *low_rank_t(2)
-    ),
-    "transfer-mlp-rank4": _variant(
-        "transfer+MLP, cls+box, linear T of rank 4", "maskx_R_18_FPN_synthetic.yaml", *low_rank_t(4)
-    ),
-    "transfer-mlp-rank8": _variant(
-        "transfer+MLP, cls+box, linear T of rank 8", "maskx_R_18_FPN_synthetic.yaml", *low_rank_t(8)
-    ),
+    **{
+        f"transfer-mlp-rank{rank}": _variant(
+            f"transfer+MLP, cls+box, linear T of rank {rank}",
+            "maskx_R_18_FPN_synthetic.yaml",
+            *low_rank_t(rank),
+        )
+        for rank in LOW_RANKS
+    },
     "transfer-mlp-attributes": _variant(
         "transfer+MLP from class attributes (shape and colour one-hot; the GloVe row's analogue)",
         "maskx_R_18_FPN_synthetic.yaml",
@@ -434,21 +438,14 @@ VARIANTS = {
     "band-transfer-mlp-1layer": _band_variant(
         "transfer+MLP, cls+box, 1-layer T, band split", "maskx_R_18_FPN_synthetic.yaml", *LINEAR_T
     ),
-    "band-transfer-mlp-rank2": _band_variant(
-        "transfer+MLP, cls+box, linear T of rank 2, band split",
-        "maskx_R_18_FPN_synthetic.yaml",
-        *low_rank_t(2),
-    ),
-    "band-transfer-mlp-rank4": _band_variant(
-        "transfer+MLP, cls+box, linear T of rank 4, band split",
-        "maskx_R_18_FPN_synthetic.yaml",
-        *low_rank_t(4),
-    ),
-    "band-transfer-mlp-rank8": _band_variant(
-        "transfer+MLP, cls+box, linear T of rank 8, band split",
-        "maskx_R_18_FPN_synthetic.yaml",
-        *low_rank_t(8),
-    ),
+    **{
+        f"band-transfer-mlp-rank{rank}": _band_variant(
+            f"transfer+MLP, cls+box, linear T of rank {rank}, band split",
+            "maskx_R_18_FPN_synthetic.yaml",
+            *low_rank_t(rank),
+        )
+        for rank in LOW_RANKS
+    },
     "band-transfer-mlp-attributes": _band_variant(
         "transfer+MLP from class attributes, band split",
         "maskx_R_18_FPN_synthetic.yaml",
@@ -466,9 +463,7 @@ PARTIAL = [
     "transfer-mlp-cls",
     "transfer-1layer",
     "transfer-mlp-1layer",
-    "transfer-mlp-rank2",
-    "transfer-mlp-rank4",
-    "transfer-mlp-rank8",
+    *(f"transfer-mlp-rank{rank}" for rank in LOW_RANKS),
     "transfer-mlp-attributes",
 ]
 BEYOND = [
@@ -899,9 +894,7 @@ def _band_table(table, header):
         "band-class-agnostic",
         "band-transfer-mlp",
         "band-transfer-mlp-1layer",
-        "band-transfer-mlp-rank2",
-        "band-transfer-mlp-rank4",
-        "band-transfer-mlp-rank8",
+        *(f"band-transfer-mlp-rank{rank}" for rank in LOW_RANKS),
         "band-transfer-mlp-attributes",
         "band-oracle-maskx",
     ]
