@@ -47,6 +47,9 @@ A12_VAL = "synthetic_shapes_v2_a12_val"
 A12_TRAIN = ("DATASETS.TRAIN", "('synthetic_shapes_v2_a12_train',)")
 BAND_VAL = "synthetic_shapes_v2_band_val"
 BAND_TRAIN = ("DATASETS.TRAIN", "('synthetic_shapes_v2_band_train',)")
+THICK_BARS_VAL = "synthetic_shapes_v2_thickbars_val"
+THICK_BARS_TRAIN = ("DATASETS.TRAIN", "('synthetic_shapes_v2_thickbars_train',)")
+THICK_BARS_TRAIN_FULL = ("DATASETS.TRAIN", "('synthetic_shapes_v2_thickbars_train_full',)")
 # Options beyond the paper (README, "Beyond the paper"), each on top of a head of Table 1c.
 LINEAR_T = ("MODEL.MASKX.TRANSFER.NUM_LAYERS", "1")
 
@@ -159,6 +162,14 @@ def _band_variant(label, config, *opts):
     """A variant trained and evaluated on the band split (every box-only class an additive
     shape + colour combination of classes with masks)."""
     return _variant(label, config, *BAND_TRAIN, *opts, test=(BAND_VAL,), split="band")
+
+
+def _thick_bars_variant(label, config, *opts):
+    """A variant trained and evaluated on the thick-bars images (bars 1.6 times thicker, the
+    main split's A and B): how much box AP the thin bars cost."""
+    return _variant(
+        label, config, *THICK_BARS_TRAIN, *opts, test=(THICK_BARS_VAL,), split="thickbars"
+    )
 
 
 def _evaluation_variant(label, source, dataset):
@@ -453,6 +464,19 @@ VARIANTS = {
     ),
     "band-oracle-maskx": _evaluation_variant(
         "oracle: transfer+MLP, every class with masks", "oracle-maskx", BAND_VAL
+    ),
+    "thickbars-class-agnostic": _thick_bars_variant(
+        "class-agnostic, thick bars", "class_agnostic_R_18_FPN_synthetic.yaml"
+    ),
+    "thickbars-transfer-mlp": _thick_bars_variant(
+        "transfer+MLP, cls+box (main job), thick bars", "maskx_R_18_FPN_synthetic.yaml"
+    ),
+    "thickbars-oracle-maskx": _variant(
+        "oracle: transfer+MLP, every class with masks, thick bars",
+        "oracle_maskx_R_18_FPN_synthetic.yaml",
+        *THICK_BARS_TRAIN_FULL,
+        test=(THICK_BARS_VAL,),
+        split="thickbars",
     ),
 }
 PARTIAL = [
@@ -908,6 +932,19 @@ def _band_table(table, header):
     )
 
 
+def _thick_bars_table(table, header):
+    """The thick-bars rows ("" when none ran): the main split's classes on other images, whose
+    bars are 1.6 times thicker; the gap is to its own oracle."""
+    keys = ["thickbars-class-agnostic", "thickbars-transfer-mlp", "thickbars-oracle-maskx"]
+    rows = _rows(table, keys, THICK_BARS_VAL, keys[0], oracle_keys=keys[-1:])
+    if not rows:
+        return ""
+    return (
+        "\n\nThick bars (the main split's A and B on other images whose bars are 1.6 times "
+        "thicker):\n\n" + header + "\n" + "\n".join(rows)
+    )
+
+
 def report(work_dir, seeds, command, machine, backbone=None, failed=()):
     """The markdown tables of the finished runs of ``work_dir``; ``failed``: (variant key, seed)
     of runs that ended with an error, named at the end (their rows have fewer seeds)."""
@@ -938,6 +975,7 @@ def report(work_dir, seeds, command, machine, backbone=None, failed=()):
         + "\n".join(shifted)
         + _a12_table(table, header)
         + _band_table(table, header)
+        + _thick_bars_table(table, header)
         + _ar_table(table, main_keys, MAIN_VAL)
         + f"\n\nCells: mean (min-max) over seeds {', '.join(map(str, seeds))}. Gap closed: "
         "(head - class-agnostic) / (oracle - class-agnostic) of the seed means of GT-box mIoU "

@@ -236,6 +236,23 @@ def test_the_transfer_function_rows_change_only_t(prefix, variant, changed):
     )
 
 
+@pytest.mark.parametrize(
+    "main, thick",
+    [
+        ("class-agnostic", "thickbars-class-agnostic"),
+        ("transfer-mlp", "thickbars-transfer-mlp"),
+        ("oracle-maskx", "thickbars-oracle-maskx"),
+    ],
+)
+def test_the_thick_bars_rows_change_only_the_images(main, thick):
+    """Each thick-bars row is its main-split row trained on the thick-bars images (and scored on
+    their validation set)."""
+    assert _differences(_config_of(main), _config_of(thick)) == {"DATASETS.TRAIN"}
+    assert bench.VARIANTS[thick]["test"] == (bench.THICK_BARS_VAL,)
+    main_train = _config_of(main).DATASETS.TRAIN[0]
+    assert _config_of(thick).DATASETS.TRAIN[0] == main_train.replace("_v2_", "_v2_thickbars_")
+
+
 def test_the_1_layer_transfer_row_is_the_transfer_row_with_a_linear_t():
     assert _differences(_config_of("transfer"), _config_of("transfer-1layer")) == {
         "MODEL.MASKX.TRANSFER.NUM_LAYERS"

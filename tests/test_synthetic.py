@@ -26,7 +26,8 @@ from maskx_d2.data.datasets.synthetic import (
     register_synthetic_shapes,
 )
 from maskx_d2.data.datasets.synthetic.classes import COLOUR_NAMES, SHAPE_NAMES
-from maskx_d2.data.datasets.synthetic.scene import render_scene
+from maskx_d2.data.datasets.synthetic.generate import _params
+from maskx_d2.data.datasets.synthetic.scene import _shape_mask, render_scene
 from maskx_d2.data.datasets.synthetic.shapes import render_shape
 
 NUM_IMAGES = 40
@@ -268,8 +269,39 @@ def test_default_datasets_are_registered():
         "a12_val",
         "band_train",
         "band_val",
+        "thickbars_train",
+        "thickbars_train_full",
+        "thickbars_val",
     ):
         assert f"synthetic_shapes_v2_{split}" in DatasetCatalog.list()
     assert len(MetadataCatalog.get("synthetic_shapes_v2_train").mask_category_ids) == 8
     band = MetadataCatalog.get("synthetic_shapes_v2_band_val").mask_category_ids
     assert band == sorted(SYNTHETIC_CLASSES.index(n) + 1 for n in BAND_MASK_CLASSES)
+    thick = MetadataCatalog.get("synthetic_shapes_v2_thickbars_val")
+    assert os.path.join("synthetic_shapes_v2", "val_thickbars") in thick.json_file
+    assert (
+        thick.mask_category_ids == MetadataCatalog.get("synthetic_shapes_v2_val").mask_category_ids
+    )
+
+
+def test_thick_bars_keep_the_length_and_widen_the_bar():
+    """A horizontal bar: as long as the default one, 0.45 / 0.28 times as thick."""
+    pose = ((64.0, 64.0), 24.0, 1.1, 0.0)
+    thin, _ = _shape_mask("bar", SceneParams(), *pose)
+    thick, _ = _shape_mask("bar", SceneParams(bar_half_width=0.45), *pose)
+    ys, xs = np.nonzero(thin)
+    ty, tx = np.nonzero(thick)
+    assert abs((tx.max() - tx.min()) - (xs.max() - xs.min())) <= 1
+    ratio = (ty.max() - ty.min() + 1) / (ys.max() - ys.min() + 1)
+    assert ratio == pytest.approx(0.45 / 0.28, rel=0.1)
+    circle = ((64.0, 64.0), 24.0, 1.1, 0.3)  # other shapes do not change
+    assert np.array_equal(
+        _shape_mask("ring", SceneParams(), *circle)[0],
+        _shape_mask("ring", SceneParams(bar_half_width=0.45), *circle)[0],
+    )
+
+
+def test_bar_width_enters_the_cache_key_only_when_changed():
+    """Splits generated before the parameter existed (and their documented digests) stay valid."""
+    assert "bar_half_width" not in _params(3, 0, SceneParams())["scene"]
+    assert _params(3, 0, SceneParams(bar_half_width=0.45))["scene"]["bar_half_width"] == 0.45

@@ -21,6 +21,10 @@ The band split, the same images, gives A the classes whose colour is their shape
 one (:data:`.classes.BAND_MASK_CLASSES`): as balanced as the chess board, but every box-only
 class is an additive (shape + colour) combination of classes with masks.
 
+The thick-bars variant renders other images from the same seeds with one change: bars are
+1.6 times thicker (:data:`THICK_BARS_SCENE`), the shape detection loses most on; it asks how
+much box AP the thin bars cost, with the main split's A and B.
+
 Data is generated in COCO format under ``$DETECTRON2_DATASETS/synthetic_shapes_v2/<split>/``
 (default root ``datasets``) on first load and reused afterwards (:mod:`.generate`).
 docs/synthetic_shapes_v2.md describes the design with a picture and per-class numbers.
@@ -35,7 +39,10 @@ Registered datasets (lazy; nothing is generated at import):
   - ``synthetic_shapes_v2_val_mini``: 16 images for quick pipeline checks;
   - ``synthetic_shapes_v2_shifted_train`` / ``_val``: the appearance-shifted split;
   - ``synthetic_shapes_v2_a12_train`` / ``_val``: the twelve-class split;
-  - ``synthetic_shapes_v2_band_train`` / ``_val``: the band split.
+  - ``synthetic_shapes_v2_band_train`` / ``_val``: the band split;
+  - ``synthetic_shapes_v2_thickbars_train`` / ``_train_full`` / ``_val``: the thick-bars
+    variant (main split), registered with :data:`THICK_BARS_SPLITS` and
+    :data:`THICK_BARS_SCENE`.
 """
 
 import functools
@@ -77,6 +84,8 @@ __all__ = [
     "mask_to_polygons",
     "record_content_digest",
     "register_synthetic_shapes",
+    "THICK_BARS_SCENE",
+    "THICK_BARS_SPLITS",
 ]
 
 # name: (split folder, number of images, seed, classes whose masks are used or None for all,
@@ -93,6 +102,20 @@ _PREDEFINED_SPLITS = {
     "synthetic_shapes_v2_a12_val": ("val", 200, 1, A12_MASK_CLASSES, False),
     "synthetic_shapes_v2_band_train": ("train", 1000, 0, BAND_MASK_CLASSES, True),
     "synthetic_shapes_v2_band_val": ("val", 200, 1, BAND_MASK_CLASSES, False),
+}
+
+# The thick-bars variant: its own folders (other images), the main split's classes with masks.
+THICK_BARS_SCENE = SceneParams(bar_half_width=0.45)
+THICK_BARS_SPLITS = {
+    "synthetic_shapes_v2_thickbars_train": (
+        "train_thickbars",
+        1000,
+        0,
+        SYNTHETIC_MASK_CLASSES,
+        True,
+    ),
+    "synthetic_shapes_v2_thickbars_train_full": ("train_thickbars", 1000, 0, None, True),
+    "synthetic_shapes_v2_thickbars_val": ("val_thickbars", 200, 1, SYNTHETIC_MASK_CLASSES, False),
 }
 
 

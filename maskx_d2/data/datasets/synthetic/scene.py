@@ -24,7 +24,7 @@ from typing import List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from .shapes import render_shape
+from .shapes import BAR_HALF_WIDTH, render_shape
 
 __all__ = ["PALETTE", "SceneObject", "SceneParams", "render_scene"]
 
@@ -64,6 +64,9 @@ class SceneParams:
     accessory_same_colour_probability: float = 0.7  # ... in the object's colour
     stripes_probability: float = 0.5  # an object is striped black or white
     camouflage_probability: float = 0.6  # clutter takes a class colour (else a grey)
+    # Half the thickness of a bar over half its length (0.28: about 3.6 : 1). Thicker bars are
+    # the thick-bars variant's one change (box AP on thin bars is what detection loses most).
+    bar_half_width: float = BAR_HALF_WIDTH
 
 
 @dataclass
@@ -124,6 +127,11 @@ def _background(rng: np.random.Generator, params: SceneParams) -> np.ndarray:
 
 def _shape_mask(shape, params: SceneParams, centre, radius, aspect, angle):
     """In-image bool mask of a shape and its full (unclipped) area, via a padded canvas."""
+    if shape == "bar" and params.bar_half_width != BAR_HALF_WIDTH:
+        # Thicken across the bar, keep its length: render_shape scales x by
+        # radius * sqrt(aspect) and y by radius / sqrt(aspect).
+        thicker = params.bar_half_width / BAR_HALF_WIDTH
+        radius, aspect = radius * np.sqrt(thicker), aspect / thicker
     size = params.image_size
     pad = int(np.ceil(2 * radius * max(aspect, 1 / aspect))) + 2
     full = render_shape(

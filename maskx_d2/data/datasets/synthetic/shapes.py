@@ -12,10 +12,12 @@ from typing import Dict, List, Tuple
 import cv2
 import numpy as np
 
-__all__ = ["SHAPES", "render_shape"]
+__all__ = ["BAR_HALF_WIDTH", "SHAPES", "render_shape"]
 
 Ring = Tuple[np.ndarray, int]
 _SUBPIXEL_BITS = 4  # cv2.fillPoly fixed-point precision: 1/16 pixel
+# Half the thickness of the bar, whose length is 2 in the canonical frame.
+BAR_HALF_WIDTH = 0.28
 
 
 def _regular(n: int, radius: float = 1.0, phase: float = -np.pi / 2) -> np.ndarray:
@@ -73,7 +75,7 @@ SHAPES: Dict[str, List[Ring]] = {
     "semicircle": [(_semicircle(), 1)],
     "crescent": [(_regular(48), 1), (_regular(48, 0.85) + [0.5, 0.0], 0)],
     "plus_hole": [(_plus(0.38), 1), (_regular(4, 0.28, np.pi / 4), 0)],
-    "bar": [(_pts(-1, -0.28, 1, -0.28, 1, 0.28, -1, 0.28), 1)],
+    "bar": [(_pts(-1, -1, 1, -1, 1, 1, -1, 1) * [1.0, BAR_HALF_WIDTH], 1)],
 }
 
 
