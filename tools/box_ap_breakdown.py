@@ -21,12 +21,12 @@ import contextlib
 import copy
 import io
 import json
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-__all__ = ["box_ap", "box_ap_table", "ROLES"]
+__all__ = ["add_run_arguments", "box_ap", "box_ap_table", "read_runs", "ROLES"]
 
 ROLES = ("single", "front", "back")
 
@@ -88,19 +88,31 @@ def box_ap_table(ground_truth: dict, detections: List[dict]) -> str:
     return "\n".join(lines)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--gt`` and the repeated ``--run NAME=RESULTS_JSON`` (read by :func:`read_runs`)."""
     parser.add_argument("--gt", required=True, help="the evaluation set's COCO instances json")
     parser.add_argument("--run", action="append", required=True, help="NAME=RESULTS_JSON")
-    args = parser.parse_args()
+
+
+def read_runs(parser: argparse.ArgumentParser, args) -> Tuple[dict, List[Tuple[str, list]]]:
+    """The ground truth of ``args.gt`` and ``[(name, detections)]`` of each ``args.run``."""
     with open(args.gt) as f:
         ground_truth = json.load(f)
+    runs = []
     for run in args.run:
         name, sep, path = run.partition("=")
         if not sep:
             parser.error(f"--run {run!r}: expected NAME=RESULTS_JSON")
         with open(path) as f:
-            detections = json.load(f)
+            runs.append((name, json.load(f)))
+    return ground_truth, runs
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_run_arguments(parser)
+    ground_truth, runs = read_runs(parser, parser.parse_args())
+    for name, detections in runs:
         print(f"\n{name}: box AP by role (object count) and shape\n")
         print(box_ap_table(ground_truth, detections))
 

@@ -21,10 +21,10 @@ Class names are ``<colour>_<shape>`` (the categories' ``supercategory`` is the s
 """
 
 import argparse
-import json
 from typing import Dict, List, Tuple
 
 import numpy as np
+from box_ap_breakdown import add_run_arguments, read_runs  # tools/, the script's folder
 from pycocotools import mask as mask_util
 
 __all__ = ["DETECTION_OUTCOMES", "OBJECT_OUTCOMES", "detection_errors", "errors_tables"]
@@ -126,18 +126,11 @@ def errors_tables(ground_truth: dict, detections: List[dict], score: float = 0.3
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--gt", required=True, help="the evaluation set's COCO instances json")
-    parser.add_argument("--run", action="append", required=True, help="NAME=RESULTS_JSON")
+    add_run_arguments(parser)
     parser.add_argument("--score", type=float, default=0.3, help="a confident detection's score")
     args = parser.parse_args()
-    with open(args.gt) as f:
-        ground_truth = json.load(f)
-    for run in args.run:
-        name, sep, path = run.partition("=")
-        if not sep:
-            parser.error(f"--run {run!r}: expected NAME=RESULTS_JSON")
-        with open(path) as f:
-            detections = json.load(f)
+    ground_truth, runs = read_runs(parser, args)
+    for name, detections in runs:
         print(f"\n{name}\n")
         print(errors_tables(ground_truth, detections, args.score))
 
