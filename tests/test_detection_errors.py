@@ -91,3 +91,22 @@ def test_the_command_line_prints_both_tables(tmp_path):
     assert "| ring | 0 (0%) | 1 (33%) | 2 (67%) | 3 |" in out
     assert sum(line.startswith("|---") for line in out.splitlines()) == 2
     assert errors_tables(GROUND_TRUTH, DETECTIONS) in out
+
+
+def test_a_missing_or_broken_file_is_named_in_one_error_line(tmp_path):
+    broken = tmp_path / "results.json"
+    broken.write_text("{")
+    gt = tmp_path / "gt.json"
+    gt.write_text(json.dumps(GROUND_TRUTH))
+    for args, named in (
+        (["--gt", str(tmp_path / "absent.json"), "--run", f"a={broken}"], "absent.json"),
+        (["--gt", str(gt), "--run", f"a={broken}"], "--run a: " + str(broken)),
+        (["--gt", str(gt), "--run", str(broken)], "expected NAME=RESULTS_JSON"),
+    ):
+        done = subprocess.run(
+            [sys.executable, os.path.join(TOOLS, "detection_errors.py"), *args],
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 2 and named in done.stderr
+        assert "Traceback" not in done.stderr

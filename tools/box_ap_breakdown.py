@@ -96,15 +96,21 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
 
 def read_runs(parser: argparse.ArgumentParser, args) -> Tuple[dict, List[Tuple[str, list]]]:
     """The ground truth of ``args.gt`` and ``[(name, detections)]`` of each ``args.run``."""
-    with open(args.gt) as f:
-        ground_truth = json.load(f)
+
+    def load(path, what):
+        try:
+            with open(path) as f:
+                return json.load(f)
+        except (OSError, ValueError) as e:  # missing, unreadable or not json
+            parser.error(f"{what} {path}: {e}")
+
+    ground_truth = load(args.gt, "--gt")
     runs = []
     for run in args.run:
         name, sep, path = run.partition("=")
         if not sep:
             parser.error(f"--run {run!r}: expected NAME=RESULTS_JSON")
-        with open(path) as f:
-            runs.append((name, json.load(f)))
+        runs.append((name, load(path, f"--run {name}:")))
     return ground_truth, runs
 
 
