@@ -47,9 +47,12 @@ A12_VAL = "synthetic_shapes_v2_a12_val"
 A12_TRAIN = ("DATASETS.TRAIN", "('synthetic_shapes_v2_a12_train',)")
 BAND_VAL = "synthetic_shapes_v2_band_val"
 BAND_TRAIN = ("DATASETS.TRAIN", "('synthetic_shapes_v2_band_train',)")
-THICK_BARS_VAL = "synthetic_shapes_v2_thickbars_val"
-THICK_BARS_TRAIN = ("DATASETS.TRAIN", "('synthetic_shapes_v2_thickbars_train',)")
-THICK_BARS_TRAIN_FULL = ("DATASETS.TRAIN", "('synthetic_shapes_v2_thickbars_train_full',)")
+# The scene variants (maskx_d2/data/datasets/synthetic): the main split's classes on other
+# images, one change to the scene each. Label of each in the report.
+SCENE_VARIANT_LABELS = {
+    "thickbars": "thick bars (bars 1.6 times thicker)",
+    "plain": "plain objects (no stripes, no accessory blobs)",
+}
 # Options beyond the paper (README, "Beyond the paper"), each on top of a head of Table 1c.
 LINEAR_T = ("MODEL.MASKX.TRANSFER.NUM_LAYERS", "1")
 
@@ -166,12 +169,34 @@ def _band_variant(label, config, *opts):
     return _variant(label, config, *BAND_TRAIN, *opts, test=(BAND_VAL,), split="band")
 
 
-def _thick_bars_variant(label, config, *opts):
-    """A variant trained and evaluated on the thick-bars images (bars 1.6 times thicker, the
-    main split's A and B): how much box AP the thin bars cost."""
-    return _variant(
-        label, config, *THICK_BARS_TRAIN, *opts, test=(THICK_BARS_VAL,), split="thickbars"
-    )
+def _scene_variants(scene):
+    """The class-agnostic, main-job and oracle rows of a scene variant, trained and evaluated on
+    its images (``<scene>-class-agnostic``, ``<scene>-transfer-mlp``, ``<scene>-oracle-maskx``)."""
+    test, name = (f"synthetic_shapes_v2_{scene}_val",), SCENE_VARIANT_LABELS[scene]
+    rows = {
+        "class-agnostic": ("class-agnostic", "class_agnostic_R_18_FPN_synthetic.yaml", "train"),
+        "transfer-mlp": (
+            "transfer+MLP, cls+box (main job)",
+            "maskx_R_18_FPN_synthetic.yaml",
+            "train",
+        ),
+        "oracle-maskx": (
+            "oracle: transfer+MLP, every class with masks",
+            "oracle_maskx_R_18_FPN_synthetic.yaml",
+            "train_full",
+        ),
+    }
+    return {
+        f"{scene}-{key}": _variant(
+            f"{label}, {name}",
+            config,
+            "DATASETS.TRAIN",
+            f"('synthetic_shapes_v2_{scene}_{train}',)",
+            test=test,
+            split=scene,
+        )
+        for key, (label, config, train) in rows.items()
+    }
 
 
 def _evaluation_variant(label, source, dataset):
@@ -467,19 +492,7 @@ VARIANTS = {
     "band-oracle-maskx": _evaluation_variant(
         "oracle: transfer+MLP, every class with masks", "oracle-maskx", BAND_VAL
     ),
-    "thickbars-class-agnostic": _thick_bars_variant(
-        "class-agnostic, thick bars", "class_agnostic_R_18_FPN_synthetic.yaml"
-    ),
-    "thickbars-transfer-mlp": _thick_bars_variant(
-        "transfer+MLP, cls+box (main job), thick bars", "maskx_R_18_FPN_synthetic.yaml"
-    ),
-    "thickbars-oracle-maskx": _variant(
-        "oracle: transfer+MLP, every class with masks, thick bars",
-        "oracle_maskx_R_18_FPN_synthetic.yaml",
-        *THICK_BARS_TRAIN_FULL,
-        test=(THICK_BARS_VAL,),
-        split="thickbars",
-    ),
+    **{key: v for scene in SCENE_VARIANT_LABELS for key, v in _scene_variants(scene).items()},
 }
 PARTIAL = [
     "transfer-cls",
@@ -934,17 +947,22 @@ def _band_table(table, header):
     )
 
 
-def _thick_bars_table(table, header):
-    """The thick-bars rows ("" when none ran): the main split's classes on other images, whose
-    bars are 1.6 times thicker; the gap is to its own oracle."""
-    keys = ["thickbars-class-agnostic", "thickbars-transfer-mlp", "thickbars-oracle-maskx"]
-    rows = _rows(table, keys, THICK_BARS_VAL, keys[0], oracle_keys=keys[-1:])
-    if not rows:
-        return ""
-    return (
-        "\n\nThick bars (the main split's A and B on other images whose bars are 1.6 times "
-        "thicker):\n\n" + header + "\n" + "\n".join(rows)
-    )
+def _scene_variant_tables(table, header):
+    """Each scene variant's rows ("" when none ran); the gap is to the variant's own oracle."""
+    text = ""
+    for scene, name in SCENE_VARIANT_LABELS.items():
+        keys = [f"{scene}-class-agnostic", f"{scene}-transfer-mlp", f"{scene}-oracle-maskx"]
+        rows = _rows(
+            table, keys, f"synthetic_shapes_v2_{scene}_val", keys[0], oracle_keys=keys[-1:]
+        )
+        if rows:
+            text += (
+                f"\n\nScene variant: {name}; the main split's A and B on other images:\n\n"
+                + header
+                + "\n"
+                + "\n".join(rows)
+            )
+    return text
 
 
 def report(work_dir, seeds, command, machine, backbone=None, failed=()):
@@ -977,7 +995,7 @@ def report(work_dir, seeds, command, machine, backbone=None, failed=()):
         + "\n".join(shifted)
         + _a12_table(table, header)
         + _band_table(table, header)
-        + _thick_bars_table(table, header)
+        + _scene_variant_tables(table, header)
         + _ar_table(table, main_keys, MAIN_VAL)
         + f"\n\nCells: mean (min-max) over seeds {', '.join(map(str, seeds))}. Gap closed: "
         "(head - class-agnostic) / (oracle - class-agnostic) of the seed means of GT-box mIoU "

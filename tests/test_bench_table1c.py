@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from detectron2.config import get_cfg
+from detectron2.data import DatasetCatalog
 from detectron2.modeling import build_model
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "bench"))
@@ -236,21 +237,17 @@ def test_the_transfer_function_rows_change_only_t(prefix, variant, changed):
     )
 
 
-@pytest.mark.parametrize(
-    "main, thick",
-    [
-        ("class-agnostic", "thickbars-class-agnostic"),
-        ("transfer-mlp", "thickbars-transfer-mlp"),
-        ("oracle-maskx", "thickbars-oracle-maskx"),
-    ],
-)
-def test_the_thick_bars_rows_change_only_the_images(main, thick):
-    """Each thick-bars row is its main-split row trained on the thick-bars images (and scored on
-    their validation set)."""
-    assert _differences(_config_of(main), _config_of(thick)) == {"DATASETS.TRAIN"}
-    assert bench.VARIANTS[thick]["test"] == (bench.THICK_BARS_VAL,)
+@pytest.mark.parametrize("scene", list(bench.SCENE_VARIANT_LABELS))
+@pytest.mark.parametrize("main", ["class-agnostic", "transfer-mlp", "oracle-maskx"])
+def test_the_scene_variant_rows_change_only_the_images(scene, main):
+    """Each scene variant's row is its main-split row trained on the variant's images (and
+    scored on their validation set)."""
+    key = f"{scene}-{main}"
+    assert _differences(_config_of(main), _config_of(key)) == {"DATASETS.TRAIN"}
+    assert bench.VARIANTS[key]["test"] == (f"synthetic_shapes_v2_{scene}_val",)
     main_train = _config_of(main).DATASETS.TRAIN[0]
-    assert _config_of(thick).DATASETS.TRAIN[0] == main_train.replace("_v2_", "_v2_thickbars_")
+    assert _config_of(key).DATASETS.TRAIN[0] == main_train.replace("_v2_", f"_v2_{scene}_")
+    assert _config_of(key).DATASETS.TRAIN[0] in DatasetCatalog.list()
 
 
 def test_the_1_layer_transfer_row_is_the_transfer_row_with_a_linear_t():

@@ -7,6 +7,7 @@ test_synthetic_properties.py.
 import json
 import os
 
+import cv2
 import numpy as np
 import pytest
 from detectron2.data import DatasetCatalog, MetadataCatalog
@@ -16,6 +17,7 @@ from maskx_d2.data.datasets.synthetic import (
     A12_MASK_CLASSES,
     BAND_MASK_CLASSES,
     CLASS_PARTS,
+    SCENE_VARIANTS,
     SHIFTED_MASK_CLASSES,
     SYNTHETIC_CLASSES,
     SYNTHETIC_MASK_CLASSES,
@@ -24,6 +26,7 @@ from maskx_d2.data.datasets.synthetic import (
     generate_synthetic_shapes,
     mask_to_polygons,
     register_synthetic_shapes,
+    scene_variant_splits,
 )
 from maskx_d2.data.datasets.synthetic.classes import COLOUR_NAMES, SHAPE_NAMES
 from maskx_d2.data.datasets.synthetic.generate import _params
@@ -269,19 +272,47 @@ def test_default_datasets_are_registered():
         "a12_val",
         "band_train",
         "band_val",
-        "thickbars_train",
-        "thickbars_train_full",
-        "thickbars_val",
     ):
         assert f"synthetic_shapes_v2_{split}" in DatasetCatalog.list()
     assert len(MetadataCatalog.get("synthetic_shapes_v2_train").mask_category_ids) == 8
     band = MetadataCatalog.get("synthetic_shapes_v2_band_val").mask_category_ids
     assert band == sorted(SYNTHETIC_CLASSES.index(n) + 1 for n in BAND_MASK_CLASSES)
-    thick = MetadataCatalog.get("synthetic_shapes_v2_thickbars_val")
-    assert os.path.join("synthetic_shapes_v2", "val_thickbars") in thick.json_file
-    assert (
-        thick.mask_category_ids == MetadataCatalog.get("synthetic_shapes_v2_val").mask_category_ids
-    )
+
+
+@pytest.mark.parametrize("variant", list(SCENE_VARIANTS))
+def test_scene_variants_have_their_own_folders_and_the_main_split(variant):
+    for split, folder in (("train", "train"), ("train_full", "train"), ("val", "val")):
+        name = f"synthetic_shapes_v2_{variant}_{split}"
+        meta, main = MetadataCatalog.get(name), MetadataCatalog.get(f"synthetic_shapes_v2_{split}")
+        assert name in DatasetCatalog.list()
+        assert os.path.join("synthetic_shapes_v2", f"{folder}_{variant}", "") in meta.json_file
+        assert meta.get("mask_category_ids") == main.get("mask_category_ids")
+    assert scene_variant_splits(variant)[f"synthetic_shapes_v2_{variant}_val"][1:3] == (200, 1)
+    assert SCENE_VARIANTS[variant] != SceneParams()
+
+
+def _stripe_share(root, scene):
+    """Per object of a 6-image split: the share of its pixels that are black or white."""
+    path = generate_synthetic_shapes(str(root), "val", 6, 1, scene=scene)
+    with open(path) as f:
+        coco = json.load(f)
+    images = {image["id"]: image for image in coco["images"]}
+    shares = []
+    for ann in coco["annotations"]:
+        image = images[ann["image_id"]]
+        pixels = cv2.imread(os.path.join(os.path.dirname(path), "images", image["file_name"]))
+        rles = mask_util.frPyObjects(ann["segmentation"], image["height"], image["width"])
+        mask = mask_util.decode(mask_util.merge(rles)).astype(bool)
+        rgb = pixels[mask].astype(int)
+        shares.append(((rgb.max(1) < 50) | (rgb.min(1) > 215)).mean())
+    return np.asarray(shares)
+
+
+def test_plain_objects_have_no_stripes(tmp_path):
+    default = _stripe_share(tmp_path / "default", SceneParams())
+    plain = _stripe_share(tmp_path / "plain", SCENE_VARIANTS["plain"])
+    assert (default > 0.2).sum() >= 5  # striped objects: a third of their pixels
+    assert plain.max() < 0.02
 
 
 def test_thick_bars_keep_the_length_and_widen_the_bar():

@@ -8,7 +8,7 @@ nothing is read or generated until a dataset is loaded.
 import os
 
 from .coco import register_all_coco_partial
-from .synthetic import THICK_BARS_SCENE, THICK_BARS_SPLITS, register_synthetic_shapes
+from .synthetic import register_scene_variants, register_synthetic_shapes
 from .visual_genome import register_all_vg3k
 
 __all__ = ["dataset_root", "register_all_builtin"]
@@ -21,11 +21,11 @@ def dataset_root() -> str:
 
 def register_all_builtin(root: str) -> None:
     """COCO A/B and random splits, Visual Genome 3000 classes, the synthetic shapes (and their
-    thick-bars variant)."""
+    scene variants)."""
     register_all_coco_partial(root)
     register_all_vg3k(root)
     register_synthetic_shapes(root)
-    register_synthetic_shapes(root, THICK_BARS_SPLITS, scene=THICK_BARS_SCENE)
+    register_scene_variants(root)
 
 
 register_all_builtin(dataset_root())
