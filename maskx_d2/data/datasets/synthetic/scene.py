@@ -65,7 +65,8 @@ class SceneParams:
     stripes_probability: float = 0.5  # an object is striped black or white
     camouflage_probability: float = 0.6  # clutter takes a class colour (else a grey)
     # Half the thickness of a bar over half its length (0.28: about 3.6 : 1). Thicker bars are
-    # the thick-bars variant's one change (box AP on thin bars is what detection loses most).
+    # the `thickbars` scene variant's one change; they did not make bars easier to detect
+    # (docs/synthetic_shapes_v2.md, "Thicker bars do not help").
     bar_half_width: float = BAR_HALF_WIDTH
 
 
