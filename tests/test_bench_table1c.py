@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "bench"))
 import bench_synthetic_table1c as bench  # noqa: E402
 
 from maskx_d2 import add_maskx_config  # noqa: E402
-from maskx_d2.data.datasets.synthetic import SYNTHETIC_CLASSES  # noqa: E402
+from maskx_d2.data.datasets.synthetic import SCENE_VARIANTS, SYNTHETIC_CLASSES  # noqa: E402
 
 
 def _write_metrics(path, records):
@@ -235,6 +235,10 @@ def test_the_transfer_function_rows_change_only_t(prefix, variant, changed):
     assert (
         _differences(_config_of(prefix + "transfer-mlp"), _config_of(prefix + variant)) == changed
     )
+
+
+def test_every_registered_scene_variant_has_its_bench_rows():
+    assert list(bench.SCENE_VARIANT_LABELS) == list(SCENE_VARIANTS)
 
 
 @pytest.mark.parametrize("scene", list(bench.SCENE_VARIANT_LABELS))

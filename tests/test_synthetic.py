@@ -30,6 +30,7 @@ from maskx_d2.data.datasets.synthetic import (
 )
 from maskx_d2.data.datasets.synthetic.classes import COLOUR_NAMES, SHAPE_NAMES
 from maskx_d2.data.datasets.synthetic.generate import _params
+from maskx_d2.data.datasets.synthetic.properties import annotation_masks
 from maskx_d2.data.datasets.synthetic.scene import _shape_mask, render_scene
 from maskx_d2.data.datasets.synthetic.shapes import render_shape
 
@@ -296,14 +297,14 @@ def _stripe_share(root, scene):
     path = generate_synthetic_shapes(str(root), "val", 6, 1, scene=scene)
     with open(path) as f:
         coco = json.load(f)
-    images = {image["id"]: image for image in coco["images"]}
+    masks = annotation_masks(coco)
+    image_dir = os.path.join(os.path.dirname(path), "images")
+    pixels = {
+        im["id"]: cv2.imread(os.path.join(image_dir, im["file_name"])) for im in coco["images"]
+    }
     shares = []
     for ann in coco["annotations"]:
-        image = images[ann["image_id"]]
-        pixels = cv2.imread(os.path.join(os.path.dirname(path), "images", image["file_name"]))
-        rles = mask_util.frPyObjects(ann["segmentation"], image["height"], image["width"])
-        mask = mask_util.decode(mask_util.merge(rles)).astype(bool)
-        rgb = pixels[mask].astype(int)
+        rgb = pixels[ann["image_id"]][masks[ann["id"]]].astype(int)
         shares.append(((rgb.max(1) < 50) | (rgb.min(1) > 215)).mean())
     return np.asarray(shares)
 

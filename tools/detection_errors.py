@@ -94,7 +94,10 @@ def detection_errors(
     for gts in objects.values():
         for a in gts:
             best = found.get(a["id"])
-            outcome = "missed" if best is None else "found" if best >= score else OBJECT_OUTCOMES[1]
+            if best is None:
+                outcome = "missed"
+            else:
+                outcome = "found" if best >= score else "found below the score"
             by_object[kinds[a["category_id"]][1]][outcome] += 1
     return by_detection, by_object
 
