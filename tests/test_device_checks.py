@@ -64,3 +64,14 @@ def test_the_packed_site_and_the_checkout_come_first_on_the_path(tmp_path, monke
     monkeypatch.setenv("PYTHONPATH", "/elsewhere")
     env = gpu_checks.child_env()
     assert env["PYTHONPATH"].split(os.pathsep)[:2] == [str(tmp_path), gpu_checks.ROOT]
+
+
+def test_a_run_counts_as_evaluated_only_with_the_gap_metric(tmp_path):
+    path = tmp_path / "metrics.json"
+    assert not gpu_checks.evaluated(str(path))  # no file: not finished
+    path.write_text(json.dumps({"iteration": 19, "time": 0.3}) + "\n")
+    assert not gpu_checks.evaluated(str(path))
+    with path.open("a") as f:
+        f.write(json.dumps({"iteration": 39, "synthetic_shapes_v2_val/segm_gtbox_B/mIoU": 40}))
+    assert gpu_checks.evaluated(str(path))
+    assert gpu_checks.GAP_KEY == bench_synthetic_table1c.GAP_KEY
