@@ -18,7 +18,18 @@ Then with the device tool (/work/.library/device/), one call per part, each with
   measures the seconds per iteration and the fixed cost of a run (start, evaluation) under that
   sharing. When the 10x schedule does not fit ``--budget-s``, the largest multiple of 1600
   iterations that does is run instead and the report says so (it is never called 10x); when
-  not even 1600 fit, no table is trained.
+  not even 1600 fit, no table is trained. ``--probe-iters 0`` skips the probe and trains
+  ``--iters`` directly (stopped at ``--budget-s`` + 60 s).
+
+Measured on the H200 (2026-12-04, docs/table1c_synthetic.md "On a GPU at twice the schedule"):
+these runs are too small to fill the GPU, and runs sharing it take turns, so the whole machine
+trains about 23-25 iterations a second whatever the sharing: 9 runs at once 0.337 s/iteration
+each, 3 runs at once (5 threads each) 0.127-0.132. The 10x table (3 variants x 3 seeds x 16000
+iterations) would need about 100 minutes of it; a session's 15 device minutes buy one seed of
+three variants at 2x (3200 iterations, 7.5 minutes) in one call that skips the probe::
+
+    python3 bench/device/gpu_checks.py --table --probe-iters 0 --iters 3200 --budget-s 440 \
+        --jobs 3 --seeds 1 --variants class-agnostic transfer-mlp oracle-maskx
 
 Everything lands in ``--out`` (default: ``$OUT``, the device tool's folder, else output/device):
 ``gpu_checks.log`` (what ran, with the probe's figures), ``speed.txt``,
@@ -212,9 +223,9 @@ def table_command(args, iters, seeds, variants, work_dir, threads):
     ]  # fmt: skip
 
 
-def table(args, log):
-    threads = max(1, (os.cpu_count() or 1) // args.jobs)
-    work = os.path.join(ROOT, "output", "device_table1c_v2")
+def probe(args, log, threads):
+    """Trains ``--jobs`` short runs at once; returns (seconds per iteration under that sharing,
+    seconds per run besides training). Exits when a probe run did not finish its evaluation."""
     probe_dir = os.path.join(ROOT, "output", "device_probe")
     probe_seeds = list(range(1000, 1000 + args.jobs))
     # A probe left by an earlier call on a still-warm machine would be taken as finished.
@@ -241,14 +252,26 @@ def table(args, log):
             log("".join(f.readlines()[-25:]))
         raise SystemExit(f"{len(unfinished)} probe run(s) did not finish: no table trained")
     sec_per_iter = max(rates)
-    overhead = max(0.0, probe_wall - args.probe_iters * sec_per_iter)
-    waves = math.ceil(len(args.seeds) * len(args.variants) / args.jobs)
-    iters = fit_iterations(sec_per_iter, overhead, waves, args.budget_s, target=args.iters)
-    log(
-        f"probe: {args.jobs} runs at once, {sec_per_iter:.3f} s/iteration, {overhead:.0f} s per "
-        f"run besides training; {waves} round(s) in {args.budget_s} s -> {iters} iterations "
-        f"({iters / MAIN_JOB_ITERS:g}x the main job; asked {args.iters})"
-    )
+    return sec_per_iter, max(0.0, probe_wall - args.probe_iters * sec_per_iter)
+
+
+def table(args, log):
+    threads = max(1, (os.cpu_count() or 1) // args.jobs)
+    work = os.path.join(ROOT, "output", "device_table1c_v2")
+    if args.probe_iters > 0:
+        sec_per_iter, overhead = probe(args, log, threads)
+        waves = math.ceil(len(args.seeds) * len(args.variants) / args.jobs)
+        iters = fit_iterations(sec_per_iter, overhead, waves, args.budget_s, target=args.iters)
+        log(
+            f"probe: {args.jobs} runs at once, {sec_per_iter:.3f} s/iteration, {overhead:.0f} s "
+            f"per run besides training; {waves} round(s) in {args.budget_s} s -> {iters} "
+            f"iterations ({iters / MAIN_JOB_ITERS:g}x the main job; asked {args.iters})"
+        )
+        speed_note = f"{sec_per_iter:.3f} s/iteration with {args.jobs} runs sharing the device"
+    else:
+        # No probe: the schedule asked for, trained as far as --budget-s allows.
+        iters, speed_note = args.iters, "no probe"
+        log(f"no probe: {iters} iterations ({iters / MAIN_JOB_ITERS:g}x the main job)")
     if iters == 0:
         log("not even the main job's schedule fits the budget: no table trained")
         return
@@ -261,9 +284,9 @@ def table(args, log):
     run(cmd, log)
     with open(report, "a") as f:
         f.write(
-            f"\nTrained by `bench/device/gpu_checks.py --table` ({sec_per_iter:.3f} s/iteration "
-            f"with {args.jobs} runs sharing the device): `{' '.join(command[1:])}`, {iters} "
-            f"iterations, {iters / MAIN_JOB_ITERS:g}x the main job's {MAIN_JOB_ITERS}.\n"
+            f"\nTrained by `bench/device/gpu_checks.py --table` ({speed_note}): "
+            f"`{' '.join(command[1:])}`, {iters} iterations, {iters / MAIN_JOB_ITERS:g}x the "
+            f"main job's {MAIN_JOB_ITERS}.\n"
         )
     with tarfile.open(os.path.join(args.out, "table1c_runs.tgz"), "w:gz") as tar:
         for name in ("metrics.json", "log.txt", "config.yaml"):
@@ -284,8 +307,10 @@ def main(argv=None):
     parser.add_argument("--python", default=sys.executable)
     parser.add_argument("--budget-s", type=int, default=360, help="seconds for the training part")
     parser.add_argument("--iters", type=int, default=TEN_X, help="schedule asked for")
-    parser.add_argument("--probe-iters", type=int, default=200)
-    parser.add_argument("--jobs", type=int, default=4, help="trainings sharing the GPU at once")
+    parser.add_argument(
+        "--probe-iters", type=int, default=100, help="0: no probe, train --iters directly"
+    )
+    parser.add_argument("--jobs", type=int, default=3, help="trainings sharing the GPU at once")
     parser.add_argument("--seeds", type=int, nargs="+", default=[42])
     parser.add_argument("--variants", nargs="+", default=DEFAULT_VARIANTS)
     args = parser.parse_args(argv)
