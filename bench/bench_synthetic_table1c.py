@@ -52,6 +52,7 @@ BAND_TRAIN = ("DATASETS.TRAIN", "('synthetic_shapes_v2_band_train',)")
 SCENE_VARIANT_LABELS = {
     "thickbars": "thick bars (bars 1.6 times thicker)",
     "plain": "plain objects (no stripes, no accessory blobs)",
+    "wholebars": "plain objects, whole bars (inside the image, never covered)",
 }
 # Options beyond the paper (README, "Beyond the paper"), each on top of a head of Table 1c.
 LINEAR_T = ("MODEL.MASKX.TRANSFER.NUM_LAYERS", "1")

@@ -28,10 +28,10 @@ from maskx_d2.data.datasets.synthetic import (
     register_synthetic_shapes,
     scene_variant_splits,
 )
-from maskx_d2.data.datasets.synthetic.classes import COLOUR_NAMES, SHAPE_NAMES
-from maskx_d2.data.datasets.synthetic.generate import _params
+from maskx_d2.data.datasets.synthetic.classes import COLOUR_NAMES, PALETTE, SHAPE_NAMES
+from maskx_d2.data.datasets.synthetic.generate import _params, _plan_units
 from maskx_d2.data.datasets.synthetic.properties import annotation_masks
-from maskx_d2.data.datasets.synthetic.scene import _shape_mask, render_scene
+from maskx_d2.data.datasets.synthetic.scene import _Canvas, _shape_mask, render_scene
 from maskx_d2.data.datasets.synthetic.shapes import render_shape
 
 NUM_IMAGES = 40
@@ -333,7 +333,58 @@ def test_thick_bars_keep_the_length_and_widen_the_bar():
     )
 
 
+def _bar_scenes(params, count=30):
+    """The bar objects of ``count`` scenes with bars in stacks and among singles, and their
+    images' sizes: [(SceneObject, image size)]."""
+    bars = []
+    for i in range(count):
+        rng = np.random.default_rng([11, i])
+        stack = (CLASS_PARTS.index(("bar", "red")), CLASS_PARTS.index(("ring", "blue")))
+        units = [(CLASS_PARTS.index(("bar", COLOUR_NAMES[i % 4])), None), stack, (i % 16, None)]
+        for unit in (units, units[::-1]):  # bars painted first and last
+            objects = render_scene(rng, CLASS_PARTS, unit, params)[1]
+            bars += [o for o in objects if CLASS_PARTS[o.class_index][0] == "bar"]
+    return bars
+
+
+def test_whole_bars_are_never_covered_nor_behind():
+    default = _bar_scenes(SceneParams())
+    # The main data covers bars and puts them behind: the rule below is not met by accident.
+    assert sum(o.visible_mask.sum() < o.full_mask.sum() for o in default) >= 5
+    assert any(o.role == "back" for o in default)
+    whole = _bar_scenes(SCENE_VARIANTS["wholebars"])
+    assert len(whole) >= 60
+    for o in whole:
+        assert o.whole and o.role != "back"
+        assert np.array_equal(o.visible_mask, o.full_mask)
+
+
+def test_whole_bars_are_planned_as_single_objects():
+    """Stacks are of one shape, so a stack of bars would put a bar behind another."""
+
+    def bar_stacks(scene):
+        plans = _plan_units(np.random.default_rng(0), 60, scene)
+        return [u for units in plans for u in units if u[1] is not None and u[0] in bars]
+
+    bars = {k for k, (shape, _) in enumerate(CLASS_PARTS) if shape == "bar"}
+    assert len(bar_stacks(SceneParams())) >= 5
+    assert bar_stacks(SCENE_VARIANTS["wholebars"]) == []
+
+
+def test_a_whole_bar_must_lie_wholly_inside_the_image():
+    params = SCENE_VARIANTS["wholebars"]
+    canvas = _Canvas(np.random.default_rng(0), params)
+    red = np.asarray(PALETTE["red"], np.float32)
+    at_border = _shape_mask("bar", params, (10.0, 64.0), 20.0, 1.0, 0.0)  # a quarter outside
+    inside = _shape_mask("bar", params, (64.0, 64.0), 20.0, 1.0, 0.0)
+    assert at_border[0].sum() < at_border[1] and inside[0].sum() == inside[1]
+    assert canvas.fits(*at_border, red) and not canvas.fits(*at_border, red, whole=True)
+    assert canvas.fits(*inside, red, whole=True)
+
+
 def test_bar_width_enters_the_cache_key_only_when_changed():
     """Splits generated before the parameter existed (and their documented digests) stay valid."""
     assert "bar_half_width" not in _params(3, 0, SceneParams())["scene"]
     assert _params(3, 0, SceneParams(bar_half_width=0.45))["scene"]["bar_half_width"] == 0.45
+    assert "whole_shapes" not in _params(3, 0, SceneParams())["scene"]
+    assert _params(3, 0, SCENE_VARIANTS["wholebars"])["scene"]["whole_shapes"] == ("bar",)

@@ -110,6 +110,11 @@ SCENE_VARIANTS = {
     "thickbars": SceneParams(bar_half_width=0.45),
     # Objects of one colour (no black or white stripes) and no blobs glued to their outlines.
     "plain": SceneParams(stripes_probability=0.0, accessory_probability=0.0),
+    # Plain objects, and bars kept whole: inside the image, never behind or under another object
+    # (missed bars were mostly pieces: docs/synthetic_shapes_v2.md, "Thicker bars do not help").
+    "wholebars": SceneParams(
+        stripes_probability=0.0, accessory_probability=0.0, whole_shapes=("bar",)
+    ),
 }
 
 

@@ -96,10 +96,12 @@ def _class_sequence(rng: np.random.Generator, n: int) -> np.ndarray:
     return np.concatenate([rng.permutation(k) for _ in range(-(-n // k) + 1)])
 
 
-def _can_stack(a: int, b: int) -> bool:
-    """Two classes can form a stack: one shape of :data:`STACK_SHAPES`, two colours."""
+def _can_stack(a: int, b: int, whole_shapes=()) -> bool:
+    """Two classes can form a stack: one shape of :data:`STACK_SHAPES`, two colours. A shape
+    kept whole (:attr:`SceneParams.whole_shapes`) cannot: one of the two would be behind."""
     (shape_a, colour_a), (shape_b, colour_b) = CLASS_PARTS[a], CLASS_PARTS[b]
-    return shape_a == shape_b and shape_a in STACK_SHAPES and colour_a != colour_b
+    stackable = shape_a in STACK_SHAPES and shape_a not in whole_shapes
+    return shape_a == shape_b and stackable and colour_a != colour_b
 
 
 def _plan_units(rng: np.random.Generator, num_images: int, scene: SceneParams) -> List[list]:
@@ -119,7 +121,11 @@ def _plan_units(rng: np.random.Generator, num_images: int, scene: SceneParams) -
         for _ in range(n):
             first = int(sequence[pos])
             partner = next(
-                (j for j in range(pos + 1, len(sequence)) if _can_stack(first, sequence[j])),
+                (
+                    j
+                    for j in range(pos + 1, len(sequence))
+                    if _can_stack(first, sequence[j], scene.whole_shapes)
+                ),
                 None,
             )
             if not is_stack[unit] or partner is None:
@@ -137,7 +143,10 @@ def _plan_units(rng: np.random.Generator, num_images: int, scene: SceneParams) -
 # Scene parameters added after GENERATOR_VERSION 6, with the value that reproduces version 6:
 # they enter the cache key only when set otherwise, so the splits (and digests) documented
 # before them stay valid.
-_LATER_SCENE_PARAMS = {"bar_half_width": SceneParams().bar_half_width}
+_LATER_SCENE_PARAMS = {
+    "bar_half_width": SceneParams().bar_half_width,
+    "whole_shapes": SceneParams().whole_shapes,
+}
 
 
 def _params(num_images, seed, scene: SceneParams) -> dict:

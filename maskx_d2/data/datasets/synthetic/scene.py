@@ -68,6 +68,11 @@ class SceneParams:
     # the `thickbars` scene variant's one change; they did not make bars easier to detect
     # (docs/synthetic_shapes_v2.md, "Thicker bars do not help").
     bar_half_width: float = BAR_HALF_WIDTH
+    # Shapes kept whole: wholly inside the image, never in a stack (generate._plan_units), never
+    # covered by a later object; accessory blobs, which no mask records, are not checked (the
+    # `wholebars` variant has none). () is the main data; ("bar",) asks whether detection loses
+    # bars to being seen in pieces (docs/synthetic_shapes_v2.md, "Whole bars").
+    whole_shapes: Tuple[str, ...] = ()
 
 
 @dataclass
@@ -78,6 +83,7 @@ class SceneObject:
     full_mask: np.ndarray  # the whole shape, clipped to the image
     visible_mask: np.ndarray  # what later objects leave visible
     role: str = "single"  # "single", or "back" / "front" of a stack
+    whole: bool = False  # its shape is in SceneParams.whole_shapes: nothing may cover it
 
 
 def _class_colour(rng: np.random.Generator, base, params: SceneParams) -> np.ndarray:
@@ -216,40 +222,49 @@ class _Canvas:
         self.image = _background(rng, params)
         self.objects: List[SceneObject] = []
 
-    def fits(self, mask: np.ndarray, full_area: int, colour: np.ndarray) -> bool:
-        """Whether an object may be painted at ``mask``: mostly inside the image, leaving every
-        earlier object visible enough, and contrasting with what lies under it on average."""
+    def fits(self, mask: np.ndarray, full_area: int, colour: np.ndarray, whole=False) -> bool:
+        """Whether an object may be painted at ``mask``: mostly inside the image (wholly if
+        ``whole``), leaving every earlier object visible enough, and contrasting with what lies
+        under it on average."""
         p = self.params
         if mask.sum() < max(p.min_area, p.min_in_image_fraction * full_area):
+            return False
+        if whole and mask.sum() < full_area:
             return False
         return self.keeps_others_visible(mask) and (
             np.abs(colour - self.image[mask].mean(axis=0)).max() >= p.min_contrast
         )
 
     def keeps_others_visible(self, mask: np.ndarray) -> bool:
+        """Whether painting ``mask`` leaves every earlier object visible enough, and every
+        object kept whole untouched."""
         p = self.params
         return all(
             (o.visible_mask & ~mask).sum()
             >= max(p.min_area, p.min_visible_fraction * o.full_mask.sum())
+            and not (o.whole and (o.visible_mask & mask).any())
             for o in self.objects
         )
 
-    def paint(self, class_index: int, mask: np.ndarray, colour: np.ndarray, role: str) -> None:
+    def paint(
+        self, class_index: int, mask: np.ndarray, colour: np.ndarray, role: str, whole=False
+    ) -> None:
         if self.rng.random() < self.params.accessory_probability:
             _accessory(self.rng, self.image, mask, colour, self.params)
         self.image[mask] = _paint(self.rng, colour, mask, self.params)
         for o in self.objects:
             o.visible_mask &= ~mask
-        self.objects.append(SceneObject(int(class_index), mask, mask.copy(), role))
+        self.objects.append(SceneObject(int(class_index), mask, mask.copy(), role, whole))
 
 
 def _place_single(canvas: _Canvas, classes, k: int) -> bool:
     params, rng = canvas.params, canvas.rng
     colour = _class_colour(rng, PALETTE[classes[k][1]], params)
+    whole = classes[k][0] in params.whole_shapes
     for _ in range(params.max_tries):
         mask, area = _shape_mask(classes[k][0], params, *_random_pose(rng, params))
-        if canvas.fits(mask, area, colour):
-            canvas.paint(k, mask, colour, "single")
+        if canvas.fits(mask, area, colour, whole):
+            canvas.paint(k, mask, colour, "single", whole)
             return True
     return False
 
@@ -257,11 +272,14 @@ def _place_single(canvas: _Canvas, classes, k: int) -> bool:
 def _place_stack(canvas: _Canvas, classes, first: int, second: int) -> bool:
     """Paint ``first`` and, on top of it with nearly the same box, ``second``; when no pose
     works the other way round is tried too (a dense shape cannot lie on a sparse one and leave
-    it visible enough)."""
+    it visible enough). A shape kept whole (``whole_shapes``) is only ever the front."""
     params, rng = canvas.params, canvas.rng
     colours = {k: _class_colour(rng, PALETTE[classes[k][1]], params) for k in (first, second)}
     for attempt in range(params.max_tries):
         back, front = (first, second) if attempt % 2 == 0 else (second, first)
+        if classes[back][0] in params.whole_shapes:
+            continue
+        front_whole = classes[front][0] in params.whole_shapes
         pose = _random_pose(rng, params)
         back_mask, back_area = _shape_mask(classes[back][0], params, *pose)
         if not canvas.fits(back_mask, back_area, colours[back]):
@@ -276,12 +294,14 @@ def _place_stack(canvas: _Canvas, classes, first: int, second: int) -> bool:
             continue
         if front_mask.sum() < params.min_in_image_fraction * front_area:
             continue
+        if front_whole and front_mask.sum() < front_area:
+            continue
         if not canvas.keeps_others_visible(front_mask | back_mask):
             continue
         if np.abs(colours[front] - colours[back]).max() < params.min_contrast:
             continue
         canvas.paint(back, back_mask, colours[back], "back")
-        canvas.paint(front, front_mask, colours[front], "front")
+        canvas.paint(front, front_mask, colours[front], "front", front_whole)
         return True
     return False
 
