@@ -21,9 +21,10 @@ The band split, the same images, gives A the classes whose colour is their shape
 one (:data:`.classes.BAND_MASK_CLASSES`): as balanced as the chess board, but every box-only
 class is an additive (shape + colour) combination of classes with masks.
 
-The scene variants (:data:`SCENE_VARIANTS`) render other images from the same seeds with one
-change to the scene each, with the main split's A and B: they ask what detection loses to one
-feature of the design (docs/synthetic_shapes_v2.md, "Thicker bars do not help").
+The scene variants (:data:`SCENE_VARIANTS`) render other images from the same seeds with a
+change to the scene each, with the main split's A and B: they ask what detection loses to a
+feature of the design (docs/synthetic_shapes_v2.md, "Thicker bars do not help" and "Whole
+bars").
 
 Data is generated in COCO format under ``$DETECTRON2_DATASETS/synthetic_shapes_v2/<split>/``
 (default root ``datasets``) on first load and reused afterwards (:mod:`.generate`).
