@@ -334,8 +334,8 @@ def test_thick_bars_keep_the_length_and_widen_the_bar():
 
 
 def _bar_scenes(params, count=30):
-    """The bar objects of ``count`` scenes with bars in stacks and among singles, and their
-    images' sizes: [(SceneObject, image size)]."""
+    """The bar SceneObjects of ``2 * count`` scenes with bars in stacks and among singles,
+    painted first and last."""
     bars = []
     for i in range(count):
         rng = np.random.default_rng([11, i])

@@ -76,8 +76,10 @@ SPEED_VARIANTS = [
 # A device call may run 600 s; the speed part is a call of its own (its 16 processes take about
 # 5 minutes at 800 x 1333, an estimate: it has not run on the GPU yet).
 SPEED_TIMEOUT_S = 540
-# The metric the table's gap is computed from (bench_synthetic_table1c.GAP_KEY): a run whose
-# metrics.json lacks it did not finish its evaluation.
+# The metric the table's gap is computed from (bench_synthetic_table1c.GAP_KEY, pinned equal by
+# a test): a run whose metrics.json lacks it did not finish its evaluation. Not imported from
+# there, nor read with its final_results: that module imports maskx_d2 and so detectron2, which
+# this process (the device's bare python3, without .device_site on its path) lacks.
 GAP_KEY = "segm_gtbox_B/mIoU"
 # One dataset per split folder: the others of the main split (train_full, shifted_*) read the
 # same two folders, so generating these two in parallel races on nothing.
@@ -236,15 +238,12 @@ def probe(args, log, threads):
         log,
     )
     probe_wall = time.time() - start
-    metrics = glob.glob(os.path.join(probe_dir, "seed*", "transfer-mlp", "metrics.json"))
-    rates = [r for r in map(seconds_per_iteration, metrics) if r]
+    run_dirs = glob.glob(os.path.join(probe_dir, "seed*", "transfer-mlp"))
+    metrics = [os.path.join(d, "metrics.json") for d in run_dirs]
+    rates = [r for r in map(seconds_per_iteration, filter(os.path.isfile, metrics)) if r]
     if not rates:
         raise SystemExit(f"the probe trained nothing: see {log.path}")
-    unfinished = [
-        run_dir
-        for run_dir in glob.glob(os.path.join(probe_dir, "seed*", "transfer-mlp"))
-        if not evaluated(os.path.join(run_dir, "metrics.json"))
-    ]
+    unfinished = [d for d, path in zip(run_dirs, metrics) if not evaluated(path)]
     if unfinished:
         # Training or its evaluation broke (a missing package, say): the table would too.
         with open(os.path.join(unfinished[0], "stdout.log")) as f:
