@@ -252,6 +252,12 @@ VARIANTS = {
     # A linear T on the attributes ties every class's mask weight to a shape part plus a colour
     # part (w = u_shape + v_colour + b), on A as on B: the additivity the detector's rows have
     # only approximately (87-92%) is exact, and A's masks train the parts B is built from.
+    "transfer-attributes-linear": _variant(
+        "transfer from class attributes, 1-layer (linear) T",
+        "transfer_R_18_FPN_synthetic.yaml",
+        *ATTRIBUTES,
+        *LINEAR_T,
+    ),
     "transfer-mlp-attributes-linear": _variant(
         "transfer+MLP from class attributes, 1-layer (linear) T",
         "maskx_R_18_FPN_synthetic.yaml",
@@ -520,6 +526,7 @@ PARTIAL = [
     "transfer-mlp-1layer",
     *(f"transfer-mlp-rank{rank}" for rank in LOW_RANKS),
     "transfer-mlp-attributes",
+    "transfer-attributes-linear",
     "transfer-mlp-attributes-linear",
 ]
 BEYOND = [
