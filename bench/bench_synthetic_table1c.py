@@ -171,14 +171,20 @@ def _band_variant(label, config, *opts):
 
 
 def _scene_variants(scene):
-    """The class-agnostic, main-job and oracle rows of a scene variant, trained and evaluated on
-    its images (``<scene>-class-agnostic``, ``<scene>-transfer-mlp``, ``<scene>-oracle-maskx``)."""
+    """The class-agnostic, main-job, class-attribute and oracle rows of a scene variant, trained
+    and evaluated on its images (``<scene>-class-agnostic``, ``<scene>-transfer-mlp``,
+    ``<scene>-transfer-mlp-attributes-linear``, ``<scene>-oracle-maskx``)."""
     test, name = (f"synthetic_shapes_v2_{scene}_val",), SCENE_VARIANT_LABELS[scene]
     rows = {
         "class-agnostic": ("class-agnostic", "class_agnostic_R_18_FPN_synthetic.yaml", "train"),
         "transfer-mlp": (
             "transfer+MLP, cls+box (main job)",
             "maskx_R_18_FPN_synthetic.yaml",
+            "train",
+        ),
+        "transfer-mlp-attributes-linear": (
+            "transfer+MLP from class attributes, 1-layer (linear) T",
+            "maskx_attributes_R_18_FPN_synthetic.yaml",
             "train",
         ),
         "oracle-maskx": (
@@ -976,7 +982,15 @@ def _scene_variant_tables(table, header):
     """Each scene variant's rows ("" when none ran); the gap is to the variant's own oracle."""
     text = ""
     for scene, name in SCENE_VARIANT_LABELS.items():
-        keys = [f"{scene}-class-agnostic", f"{scene}-transfer-mlp", f"{scene}-oracle-maskx"]
+        keys = [
+            f"{scene}-{row}"
+            for row in (
+                "class-agnostic",
+                "transfer-mlp",
+                "transfer-mlp-attributes-linear",
+                "oracle-maskx",
+            )
+        ]
         rows = _rows(
             table, keys, f"synthetic_shapes_v2_{scene}_val", keys[0], oracle_keys=keys[-1:]
         )

@@ -242,12 +242,22 @@ def test_every_registered_scene_variant_has_its_bench_rows():
 
 
 @pytest.mark.parametrize("scene", list(bench.SCENE_VARIANT_LABELS))
-@pytest.mark.parametrize("main", ["class-agnostic", "transfer-mlp", "oracle-maskx"])
+@pytest.mark.parametrize(
+    "main", ["class-agnostic", "transfer-mlp", "transfer-mlp-attributes-linear", "oracle-maskx"]
+)
 def test_the_scene_variant_rows_change_only_the_images(scene, main):
     """Each scene variant's row is its main-split row trained on the variant's images (and
-    scored on their validation set)."""
+    scored on their validation set). The attribute row reads the committed file of its config,
+    the main split's row the bench's copy of it (equal, by
+    test_the_attributes_config_is_the_bench_row_with_the_committed_file)."""
     key = f"{scene}-{main}"
-    assert _differences(_config_of(main), _config_of(key)) == {"DATASETS.TRAIN"}
+    same_file_elsewhere = set()
+    if main.endswith("attributes-linear"):
+        same_file_elsewhere = {"MODEL.MASKX.TRANSFER.EMBEDDING_FILE", "OUTPUT_DIR"}
+    assert _differences(_config_of(main), _config_of(key)) == {
+        "DATASETS.TRAIN",
+        *same_file_elsewhere,
+    }
     assert bench.VARIANTS[key]["test"] == (f"synthetic_shapes_v2_{scene}_val",)
     main_train = _config_of(main).DATASETS.TRAIN[0]
     assert _config_of(key).DATASETS.TRAIN[0] == main_train.replace("_v2_", f"_v2_{scene}_")
@@ -300,6 +310,25 @@ def test_the_attribute_rows_train_on_one_file_of_the_classes_shape_and_colour(
     row = attributes[SYNTHETIC_CLASSES.index("yellow_ring")]
     assert row.tolist() == [0, 1, 0, 0, 0, 1, 0, 0]
     assert (attributes.sum(axis=1) == 2).all() and len({tuple(r) for r in attributes}) == 16
+
+
+def test_the_attributes_config_is_the_bench_row_with_the_committed_file():
+    """configs/Synthetic/maskx_attributes_R_18_FPN_synthetic.yaml trains what the bench's
+    transfer-mlp-attributes-linear row trains: the same keys, and its committed attribute file
+    holds what the bench writes (class_attributes()), so the row's figures are the config's."""
+    from maskx_d2.data.datasets.synthetic import class_attributes
+
+    config = get_cfg()
+    add_maskx_config(config)
+    config.merge_from_file(
+        os.path.join(bench.ROOT, "configs/Synthetic/maskx_attributes_R_18_FPN_synthetic.yaml")
+    )
+    row = _config_of("transfer-mlp-attributes-linear")
+    assert _differences(config, row) == {"MODEL.MASKX.TRANSFER.EMBEDDING_FILE", "OUTPUT_DIR"}
+    assert config.MODEL.MASKX.TRANSFER.NUM_LAYERS == 1
+    committed = np.load(os.path.join(bench.ROOT, config.MODEL.MASKX.TRANSFER.EMBEDDING_FILE))
+    assert committed.dtype == np.float32
+    np.testing.assert_array_equal(committed, class_attributes())
 
 
 def _differences(a, b, prefix=""):
