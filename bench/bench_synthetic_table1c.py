@@ -982,15 +982,7 @@ def _scene_variant_tables(table, header):
     """Each scene variant's rows ("" when none ran); the gap is to the variant's own oracle."""
     text = ""
     for scene, name in SCENE_VARIANT_LABELS.items():
-        keys = [
-            f"{scene}-{row}"
-            for row in (
-                "class-agnostic",
-                "transfer-mlp",
-                "transfer-mlp-attributes-linear",
-                "oracle-maskx",
-            )
-        ]
+        keys = list(_scene_variants(scene))  # class-agnostic first, the oracle last
         rows = _rows(
             table, keys, f"synthetic_shapes_v2_{scene}_val", keys[0], oracle_keys=keys[-1:]
         )
