@@ -27,6 +27,7 @@ with one thread each, which on a 2-core CPU finishes sooner than one run after t
 """
 
 import argparse
+import functools
 import json
 import os
 import subprocess
@@ -36,6 +37,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
+import yaml
 
 from maskx_d2.numerics_environment import NUMERICS_LOG_PREFIX, cpu_model_name
 
@@ -82,8 +84,10 @@ def low_rank_t(rank: int):
 
 # T fed with each class's shape and colour (one-hot, maskx_d2...synthetic.class_attributes) instead
 # of the detector's weights: the synthetic counterpart of the paper's GloVe row (Table 1a). The
-# file is written into the work folder when a run needs it (_train).
-ATTRIBUTES_FILE = "<work dir>/class_attributes.npy"
+# committed file of configs/Synthetic/maskx_attributes_R_18_FPN_synthetic.yaml (the main job),
+# relative to the repository root, where the runs start. (Until 2026-12-04 the bench wrote the
+# same array, class_attributes(), into each work folder and the runs read that copy.)
+ATTRIBUTES_FILE = "datasets/embeddings/synthetic16_attributes.npy"
 ATTRIBUTES = (
     "MODEL.MASKX.TRANSFER.INPUT",
     "embedding",
@@ -135,7 +139,31 @@ CLASS_AGNOSTIC = (
 )
 
 
+# The rows without a DATASETS.TRAIN of their own train on the first scene (the plain
+# synthetic_shapes_v2_* images), where Table 1c v2 was measured: the configs' default moved to the
+# wholebars scene on 2026-12-04, so these rows name their data instead of inheriting it, and the
+# recorded commands still reproduce the recorded figures.
+FIRST_SCENE_TRAIN = {
+    "synthetic_shapes_v2_wholebars_train": "synthetic_shapes_v2_train",
+    "synthetic_shapes_v2_wholebars_train_full": "synthetic_shapes_v2_train_full",
+}
+
+
+@functools.lru_cache(maxsize=None)
+def _config_train(config):
+    """The one DATASETS.TRAIN name of ``config`` (a path under configs/Synthetic), read from it
+    or from its _BASE_ chain."""
+    with open(os.path.join(ROOT, CONFIGS, config)) as f:
+        node = yaml.safe_load(f)
+    train = (node.get("DATASETS") or {}).get("TRAIN")
+    if train is not None:
+        return train.strip("()\"', ")
+    return _config_train(os.path.normpath(os.path.join(os.path.dirname(config), node["_BASE_"])))
+
+
 def _variant(label, config, *opts, test=(MAIN_VAL,), split="main"):
+    if config and "DATASETS.TRAIN" not in opts:
+        opts = ("DATASETS.TRAIN", f"('{FIRST_SCENE_TRAIN[_config_train(config)]}',)", *opts)
     return {
         "label": label,
         "config": config and f"{CONFIGS}/{config}",
@@ -170,42 +198,6 @@ def _band_variant(label, config, *opts):
     return _variant(label, config, *BAND_TRAIN, *opts, test=(BAND_VAL,), split="band")
 
 
-def _scene_variants(scene):
-    """The class-agnostic, main-job, class-attribute and oracle rows of a scene variant, trained
-    and evaluated on its images (``<scene>-class-agnostic``, ``<scene>-transfer-mlp``,
-    ``<scene>-transfer-mlp-attributes-linear``, ``<scene>-oracle-maskx``)."""
-    test, name = (f"synthetic_shapes_v2_{scene}_val",), SCENE_VARIANT_LABELS[scene]
-    rows = {
-        "class-agnostic": ("class-agnostic", "class_agnostic_R_18_FPN_synthetic.yaml", "train"),
-        "transfer-mlp": (
-            "transfer+MLP, cls+box (main job)",
-            "maskx_R_18_FPN_synthetic.yaml",
-            "train",
-        ),
-        "transfer-mlp-attributes-linear": (
-            "transfer+MLP from class attributes, 1-layer (linear) T",
-            "maskx_attributes_R_18_FPN_synthetic.yaml",
-            "train",
-        ),
-        "oracle-maskx": (
-            "oracle: transfer+MLP, every class with masks",
-            "oracle_maskx_R_18_FPN_synthetic.yaml",
-            "train_full",
-        ),
-    }
-    return {
-        f"{scene}-{key}": _variant(
-            f"{label}, {name}",
-            config,
-            "DATASETS.TRAIN",
-            f"('synthetic_shapes_v2_{scene}_{train}',)",
-            test=test,
-            split=scene,
-        )
-        for key, (label, config, train) in rows.items()
-    }
-
-
 def _evaluation_variant(label, source, dataset):
     """Not trained: the seed's run of ``source`` evaluated on ``dataset`` (bench/evaluate_run.py).
     For an oracle on another split: its model does not depend on the split."""
@@ -224,7 +216,9 @@ VARIANTS = {
         "transfer, box", "transfer_R_18_FPN_synthetic.yaml", "MODEL.MASKX.TRANSFER.INPUT", "box"
     ),
     "transfer": _variant("transfer, cls+box", "transfer_R_18_FPN_synthetic.yaml"),
-    "transfer-mlp": _variant("transfer+MLP, cls+box (main job)", "maskx_R_18_FPN_synthetic.yaml"),
+    "transfer-mlp": _variant(
+        "transfer+MLP, cls+box (the paper's default T)", "maskx_R_18_FPN_synthetic.yaml"
+    ),
     # T from the classifier weights alone: the box-regression weights' part of T's input may be
     # what misplaces B's mask weights (docs/table1c_synthetic.md, "Why transfer fails").
     "transfer-mlp-cls": _variant(
@@ -265,7 +259,7 @@ VARIANTS = {
         *LINEAR_T,
     ),
     "transfer-mlp-attributes-linear": _variant(
-        "transfer+MLP from class attributes, 1-layer (linear) T",
+        "transfer+MLP from class attributes, 1-layer (linear) T (the main job)",
         "maskx_R_18_FPN_synthetic.yaml",
         *ATTRIBUTES,
         *LINEAR_T,
@@ -520,8 +514,44 @@ VARIANTS = {
     "band-oracle-maskx": _evaluation_variant(
         "oracle: transfer+MLP, every class with masks", "oracle-maskx", BAND_VAL
     ),
-    **{key: v for scene in SCENE_VARIANT_LABELS for key, v in _scene_variants(scene).items()},
 }
+# The main split's rows that each scene variant repeats on its own images: class-agnostic first,
+# the oracle last (the report's gap is to it).
+SCENE_ROWS = (
+    "class-agnostic",
+    "transfer-cls",
+    "transfer-box",
+    "transfer",
+    "transfer-mlp",
+    "transfer-attributes-linear",
+    "transfer-mlp-attributes-linear",
+    "oracle-maskx",
+)
+
+
+def _on_scene(scene, key):
+    """The main split's row ``key`` trained and scored on the images of the scene variant
+    ``scene`` (key ``<scene>-<key>``): the same config and options, the scene's datasets."""
+    row = VARIANTS[key]
+    opts = list(row["opts"])
+    at = opts.index("DATASETS.TRAIN") + 1
+    opts[at] = opts[at].replace("synthetic_shapes_v2_", f"synthetic_shapes_v2_{scene}_")
+    return dict(
+        row,
+        label=f"{row['label']}, {SCENE_VARIANT_LABELS[scene]}",
+        opts=opts,
+        test=(f"synthetic_shapes_v2_{scene}_val",),
+        split=scene,
+    )
+
+
+VARIANTS.update(
+    {
+        f"{scene}-{key}": _on_scene(scene, key)
+        for scene in SCENE_VARIANT_LABELS
+        for key in SCENE_ROWS
+    }
+)
 PARTIAL = [
     "transfer-cls",
     "transfer-box",
@@ -763,20 +793,6 @@ def _evaluate(key, seed, args):
     print(f"{key} seed {seed}: {state}", file=sys.stderr, flush=True)
 
 
-def _with_files(opts, work_dir):
-    """``opts`` with :data:`ATTRIBUTES_FILE` replaced by a real file in ``work_dir``, written on
-    first use (one file serves every run: the attributes are fixed)."""
-    if ATTRIBUTES_FILE not in opts:
-        return opts
-    path = os.path.abspath(os.path.join(work_dir, os.path.basename(ATTRIBUTES_FILE)))
-    if not os.path.exists(path):
-        from maskx_d2.data.datasets.synthetic import class_attributes
-
-        os.makedirs(work_dir, exist_ok=True)
-        np.save(path, class_attributes())
-    return [path if opt == ATTRIBUTES_FILE else opt for opt in opts]
-
-
 def _train(key, seed, args):
     variant = VARIANTS[key]
     out = _run_dir(args.work_dir, seed, key)
@@ -796,7 +812,7 @@ def _train(key, seed, args):
         str(seed),
         "DATASETS.TEST",
         test,
-        *_with_files(variant["opts"], args.work_dir),
+        *variant["opts"],
         *args.opts,
     ]
     if args.iters:
@@ -982,7 +998,7 @@ def _scene_variant_tables(table, header):
     """Each scene variant's rows ("" when none ran); the gap is to the variant's own oracle."""
     text = ""
     for scene, name in SCENE_VARIANT_LABELS.items():
-        keys = list(_scene_variants(scene))  # class-agnostic first, the oracle last
+        keys = [f"{scene}-{key}" for key in SCENE_ROWS]
         rows = _rows(
             table, keys, f"synthetic_shapes_v2_{scene}_val", keys[0], oracle_keys=keys[-1:]
         )

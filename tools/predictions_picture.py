@@ -2,8 +2,8 @@
 """The README's picture: demo.py's drawing of a model's predictions on validation images, tiled.
 
     python tools/predictions_picture.py \
-        --config-file configs/Synthetic/maskx_R_18_FPN_synthetic.yaml \
-        --weights output/synthetic/maskx/model_final.pth \
+        --config-file configs/Synthetic/maskx_attributes_R_18_FPN_synthetic.yaml \
+        --weights output/synthetic/maskx_attributes/model_final.pth \
         --output docs/images/synthetic_maskx_predictions.png
 
 The images are enlarged (nearest neighbour) before demo.py sees them, so that the class names
@@ -27,7 +27,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config-file", required=True)
     parser.add_argument("--weights", required=True)
-    parser.add_argument("--images", default="datasets/synthetic_shapes_v2/val/images")
+    parser.add_argument("--images", default="datasets/synthetic_shapes_v2/val_wholebars/images")
     parser.add_argument("--count", type=int, default=6)
     parser.add_argument("--columns", type=int, default=3)
     parser.add_argument("--scale", type=int, default=3)
