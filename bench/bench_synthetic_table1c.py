@@ -55,6 +55,7 @@ SCENE_VARIANT_LABELS = {
     "thickbars": "thick bars (bars 1.6 times thicker)",
     "plain": "plain objects (no stripes, no accessory blobs)",
     "wholebars": "plain objects, whole bars (inside the image, never covered)",
+    "wholebars_striped": "whole bars, objects striped as in the first scene",
 }
 # Options beyond the paper (README, "Beyond the paper"), each on top of a head of Table 1c.
 LINEAR_T = ("MODEL.MASKX.TRANSFER.NUM_LAYERS", "1")
