@@ -130,8 +130,8 @@ HOURGLASS = (
     "MODEL.ROI_MASK_HEAD.POOLER_RESOLUTION",
     "14",
 )
-# On a config built on the main job (class activation prior, box supervision): its head made
-# class-agnostic.
+# On a config built on transfer+MLP with the paper's default T (class activation prior, box
+# supervision): its head made class-agnostic.
 CLASS_AGNOSTIC = (
     "MODEL.MASKX.MASK_PREDICTOR",
     "class_agnostic",
@@ -140,31 +140,7 @@ CLASS_AGNOSTIC = (
 )
 
 
-# The rows without a DATASETS.TRAIN of their own train on the first scene (the plain
-# synthetic_shapes_v2_* images), where Table 1c v2 was measured: the configs' default moved to the
-# wholebars scene on 2026-12-04, so these rows name their data instead of inheriting it, and the
-# recorded commands still reproduce the recorded figures.
-FIRST_SCENE_TRAIN = {
-    "synthetic_shapes_v2_wholebars_train": "synthetic_shapes_v2_train",
-    "synthetic_shapes_v2_wholebars_train_full": "synthetic_shapes_v2_train_full",
-}
-
-
-@functools.lru_cache(maxsize=None)
-def _config_train(config):
-    """The one DATASETS.TRAIN name of ``config`` (a path under configs/Synthetic), read from it
-    or from its _BASE_ chain."""
-    with open(os.path.join(ROOT, CONFIGS, config)) as f:
-        node = yaml.safe_load(f)
-    train = (node.get("DATASETS") or {}).get("TRAIN")
-    if train is not None:
-        return train.strip("()\"', ")
-    return _config_train(os.path.normpath(os.path.join(os.path.dirname(config), node["_BASE_"])))
-
-
 def _variant(label, config, *opts, test=(MAIN_VAL,), split="main"):
-    if config and "DATASETS.TRAIN" not in opts:
-        opts = ("DATASETS.TRAIN", f"('{FIRST_SCENE_TRAIN[_config_train(config)]}',)", *opts)
     return {
         "label": label,
         "config": config and f"{CONFIGS}/{config}",
@@ -530,17 +506,31 @@ SCENE_ROWS = (
 )
 
 
+@functools.lru_cache(maxsize=None)
+def _config_train(config):
+    """The one DATASETS.TRAIN name of ``config`` (a path under configs/Synthetic), read from it
+    or from its _BASE_ chain."""
+    with open(os.path.join(ROOT, CONFIGS, config)) as f:
+        node = yaml.safe_load(f)
+    train = (node.get("DATASETS") or {}).get("TRAIN")
+    if train is not None:
+        return train.strip("()\"', ")
+    return _config_train(os.path.normpath(os.path.join(os.path.dirname(config), node["_BASE_"])))
+
+
 def _on_scene(scene, key):
     """The main split's row ``key`` trained and scored on the images of the scene variant
     ``scene`` (key ``<scene>-<key>``): the same config and options, the scene's datasets."""
     row = VARIANTS[key]
-    opts = list(row["opts"])
-    at = opts.index("DATASETS.TRAIN") + 1
-    opts[at] = opts[at].replace("synthetic_shapes_v2_", f"synthetic_shapes_v2_{scene}_")
+    train = _config_train(row["config"][len(CONFIGS) + 1 :])
     return dict(
         row,
         label=f"{row['label']}, {SCENE_VARIANT_LABELS[scene]}",
-        opts=opts,
+        opts=[
+            "DATASETS.TRAIN",
+            "('" + train.replace("synthetic_shapes_v2_", f"synthetic_shapes_v2_{scene}_") + "',)",
+            *row["opts"],
+        ],
         test=(f"synthetic_shapes_v2_{scene}_val",),
         split=scene,
     )

@@ -80,28 +80,6 @@ def test_config_loads(path):
         assert "faster_rcnn" in cfg.MODEL.WEIGHTS  # stage-wise starts from a Faster R-CNN
 
 
-SYNTHETIC_LEAVES = [c for c in LEAVES if _name(c).startswith("Synthetic" + os.sep)]
-
-
-@pytest.mark.parametrize("path", SYNTHETIC_LEAVES, ids=_name)
-def test_synthetic_configs_use_the_default_scene(path):
-    """Every synthetic config trains and evaluates on the embedded default (the wholebars scene):
-    the oracles on its every-mask split, the others on its masks of A; every name registered."""
-    from detectron2.data import DatasetCatalog
-
-    from maskx_d2.data.datasets.synthetic import DEFAULT_SCENE
-
-    cfg = _load(path)
-    prefix = f"synthetic_shapes_v2_{DEFAULT_SCENE}_"
-    every_mask = "oracle" in os.path.basename(path)
-    assert cfg.DATASETS.TRAIN == (prefix + ("train_full" if every_mask else "train"),)
-    assert len(cfg.DATASETS.TEST) == 1 and cfg.DATASETS.TEST[0] in (
-        prefix + "val",
-        prefix + "val_mini",
-    )
-    assert set(cfg.DATASETS.TRAIN + cfg.DATASETS.TEST) <= set(DatasetCatalog.list())
-
-
 def test_paper_schedules():
     r50 = _load(
         os.path.join(

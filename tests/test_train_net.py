@@ -46,12 +46,12 @@ def test_train_writes_checkpoints_logs_and_ab_results(trained):
     # Training ends with an evaluation on DATASETS.TEST that reports sets A and B, as a table.
     with open(os.path.join(out, "log.txt")) as f:
         log = f.read()
-    assert "Evaluation results for synthetic_shapes_v2_wholebars_val_mini" in log
+    assert "Evaluation results for synthetic_shapes_v2_val_mini" in log
     for task in ("bbox", "segm", "segm_gtbox"):  # one table, masks on GT boxes included
         assert re.search(rf"\| {task} +\| B +\|", log), task
     # What else decides the numbers: the machine's numerics and the data's content digest.
     assert re.search(r"Numerics: cpu .+, torch cpu capability \w+, torch intra-op threads \d+", log)
-    assert re.search(r"val_mini_wholebars: synthetic shapes split, content sha256 [0-9a-f]{64}\n", log)
+    assert re.search(r"val_mini: synthetic shapes split, content sha256 [0-9a-f]{64}\n", log)
 
 
 def test_resume_continues_from_the_last_checkpoint(trained):
@@ -143,7 +143,7 @@ def test_a_run_evaluated_on_another_set_is_recorded_as_the_bench_reads_it(traine
     import evaluate_run
 
     out, _ = trained
-    dataset = "synthetic_shapes_v2_wholebars_val_mini"
+    dataset = "synthetic_shapes_v2_val_mini"
     # The other tests' --eval-only calls rewrite the run's config.yaml (default_setup writes it
     # into OUTPUT_DIR), one of them with the GT-box evaluation off: switched on again here.
     on = ("TEST.MASKX.GT_BOX_EVAL", "True")

@@ -3,6 +3,7 @@
 
     python tools/describe_synthetic.py --split val --images 200 --seed 1 \
         --picture docs/images/synthetic_shapes_v2.png
+    python tools/describe_synthetic.py --scene wholebars_striped   # a scene variant's images
 
 Prints a markdown table: per class, its set in the main and the shifted split, the number of
 instances, the share in stacks, the share whose box holds pixels of another object, and the mean
@@ -20,6 +21,7 @@ import cv2
 import numpy as np
 
 from maskx_d2.data.datasets.synthetic import (
+    SCENE_VARIANTS,
     SHIFTED_MASK_CLASSES,
     SYNTHETIC_CLASSES,
     SYNTHETIC_MASK_CLASSES,
@@ -103,9 +105,13 @@ def main():
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--root", default=None, help="dataset root (default: a temporary one)")
     parser.add_argument("--picture", default=None, help="PNG to write")
+    parser.add_argument(
+        "--scene", choices=sorted(SCENE_VARIANTS), default=None, help="default: the first scene"
+    )
     args = parser.parse_args()
     root = args.root or tempfile.mkdtemp()
-    json_path = generate_synthetic_shapes(root, args.split, args.images, args.seed)
+    scene = {} if args.scene is None else {"scene": SCENE_VARIANTS[args.scene]}
+    json_path = generate_synthetic_shapes(root, args.split, args.images, args.seed, **scene)
     image_dir = os.path.join(os.path.dirname(json_path), "images")
     with open(json_path) as f:
         coco = json.load(f)

@@ -27,7 +27,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config-file", required=True)
     parser.add_argument("--weights", required=True)
-    parser.add_argument("--images", default="datasets/synthetic_shapes_v2/val_wholebars/images")
+    parser.add_argument("--images", default="datasets/synthetic_shapes_v2/val/images")
     parser.add_argument("--count", type=int, default=6)
     parser.add_argument("--columns", type=int, default=3)
     parser.add_argument("--scale", type=int, default=3)

@@ -23,12 +23,8 @@ class is an additive (shape + colour) combination of classes with masks.
 
 The scene variants (:data:`SCENE_VARIANTS`) render other images from the same seeds with a
 change to the scene each, with the main split's A and B: they ask what detection loses to a
-feature of the design (docs/synthetic_shapes_v2.md, "Thicker bars do not help" and "Whole
-bars"). One of them, ``wholebars`` (plain objects, bars whole), is the embedded default since
-2026-12-04 (:data:`DEFAULT_SCENE`: the configs under configs/Synthetic train and evaluate on
-it): on the first scene (the plain ``synthetic_shapes_v2_*`` names, where every measurement
-before that date was made) detection lost its points on bars seen only in pieces, and box AP
-stayed below 50 whatever the mask head.
+feature of the design (docs/synthetic_shapes_v2.md, "Thicker bars do not help", "Whole bars"
+and "Easy detection or class knowledge").
 
 Data is generated in COCO format under ``$DETECTRON2_DATASETS/synthetic_shapes_v2/<split>/``
 (default root ``datasets``) on first load and reused afterwards (:mod:`.generate`).
@@ -45,10 +41,9 @@ Registered datasets (lazy; nothing is generated at import):
   - ``synthetic_shapes_v2_shifted_train`` / ``_val``: the appearance-shifted split;
   - ``synthetic_shapes_v2_a12_train`` / ``_val``: the twelve-class split;
   - ``synthetic_shapes_v2_band_train`` / ``_val``: the band split;
-  - ``synthetic_shapes_v2_<variant>_train`` / ``_train_full`` / ``_val`` / ``_val_mini``: each
-    scene variant (``thickbars``, ``plain``, ``wholebars``, ``wholebars_striped``;
-    :func:`register_scene_variants`);
-    ``synthetic_shapes_v2_wholebars_*`` are the configs' default.
+  - ``synthetic_shapes_v2_<variant>_train`` / ``_train_full`` / ``_val``: each scene variant
+    (``thickbars``, ``plain``, ``wholebars``, ``wholebars_striped``;
+    :func:`register_scene_variants`).
 """
 
 import functools
@@ -91,7 +86,6 @@ __all__ = [
     "record_content_digest",
     "register_synthetic_shapes",
     "SCENE_VARIANTS",
-    "DEFAULT_SCENE",
     "register_scene_variants",
     "scene_variant_splits",
 ]
@@ -128,15 +122,13 @@ SCENE_VARIANTS = {
     # the stripes it does not (0.81), so a head must know the shape as well as the colour.
     "wholebars_striped": SceneParams(whole_shapes=("bar",)),
 }
-# The scene the configs under configs/Synthetic train and evaluate on (their DATASETS).
-DEFAULT_SCENE = "wholebars"
 
 
 def scene_variant_splits(variant: str) -> Dict[str, tuple]:
     """The ``splits`` of :func:`register_synthetic_shapes` for a scene variant: its own folders
-    (``train_<variant>``, ``val_<variant>``, ...), the predefined splits' sizes and seeds."""
+    (``train_<variant>``, ``val_<variant>``), the predefined splits' sizes and seeds."""
     splits = {}
-    for name in ("train", "train_full", "val", "val_mini"):
+    for name in ("train", "train_full", "val"):
         folder, *rest = _PREDEFINED_SPLITS[f"synthetic_shapes_v2_{name}"]
         splits[f"synthetic_shapes_v2_{variant}_{name}"] = (f"{folder}_{variant}", *rest)
     return splits
