@@ -424,6 +424,13 @@ VARIANTS = {
         BOXSUP,
         *FULL_PAIRWISE_WEIGHT,
     ),
+    # The main job's attribute T with the box supervision above: the two ways of reaching B's
+    # masks (T given what a class is made of, B's boxes training the mask branch) together.
+    "transfer-mlp-attributes-linear-boxsup": _variant(
+        "transfer+MLP from class attributes, 1-layer T (the main job) + the box supervision of "
+        "maskx_boxsup",
+        "maskx_attributes_boxsup_R_18_FPN_synthetic.yaml",
+    ),
     **_on_both_splits(
         "class-agnostic-boxinst-padded-gentle",
         "class-agnostic + projection loss and pairwise loss x0.25 on 3 x 3-averaged colours, "
@@ -565,6 +572,7 @@ BEYOND = [
     "transfer-mlp-boxinst-padded-gentle",
     "transfer-mlp-boxinst-padded-quarter",
     "transfer-mlp-boxinst-padded-smoothed",
+    "transfer-mlp-attributes-linear-boxsup",
     "class-agnostic-boxinst-padded-gentle",
     "class-agnostic-boxinst",
     "transfer-mlp-gt-boxes",
