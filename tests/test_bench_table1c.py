@@ -322,6 +322,38 @@ def test_the_main_job_config_is_the_attribute_row():
     assert committed.dtype == np.float32
 
 
+def test_the_attribute_boxsup_config_is_the_main_job_plus_the_box_supervision():
+    """maskx_attributes_boxsup_R_18_FPN_synthetic.yaml differs from the main job only in the
+    box-supervision keys of maskx_boxsup, and from maskx_boxsup only in T's input and depth."""
+
+    def load(name):
+        config = get_cfg()
+        add_maskx_config(config)
+        config.merge_from_file(os.path.join(bench.ROOT, "configs/Synthetic", name))
+        return config
+
+    combined = load("maskx_attributes_boxsup_R_18_FPN_synthetic.yaml")
+    main_job = load("maskx_attributes_R_18_FPN_synthetic.yaml")
+    boxsup = load("maskx_boxsup_R_18_FPN_synthetic.yaml")
+    assert _differences(combined, main_job) == {
+        "MODEL.MASKX.BOX_SUPERVISION.PROJECTION_WEIGHT",
+        "MODEL.MASKX.BOX_SUPERVISION.PAIRWISE_WEIGHT",
+        "MODEL.MASKX.BOX_SUPERVISION.PAIRWISE_COLOUR_SMOOTHING",
+        "MODEL.MASKX.BOX_SUPERVISION.PAIRWISE_WARMUP_ITERS",
+        "MODEL.MASKX.BOX_SUPERVISION.GT_BOX_PADDING",
+        "MODEL.MASKX.MASK_TRAIN_BOXES",
+        "MODEL.MASKX.GT_BOX_JITTER",
+        "OUTPUT_DIR",
+    }
+    assert _differences(combined, boxsup) == {
+        "MODEL.MASKX.TRANSFER.INPUT",
+        "MODEL.MASKX.TRANSFER.EMBEDDING_FILE",
+        "MODEL.MASKX.TRANSFER.NUM_LAYERS",
+        "OUTPUT_DIR",
+    }
+    assert _differences(combined, _config_of("transfer-mlp-attributes-linear-boxsup")) == set()
+
+
 def _differences(a, b, prefix=""):
     """The dotted keys whose values differ between two configs."""
     out = set()
