@@ -42,7 +42,8 @@ Registered datasets (lazy; nothing is generated at import):
   - ``synthetic_shapes_v2_a12_train`` / ``_val``: the twelve-class split;
   - ``synthetic_shapes_v2_band_train`` / ``_val``: the band split;
   - ``synthetic_shapes_v2_<variant>_train`` / ``_train_full`` / ``_val``: each scene variant
-    (``thickbars``, ``plain``, ``wholebars``, ``wholebars_striped``;
+    (``thickbars``, ``plain``, ``wholebars``, ``wholebars_striped``,
+    ``wholebars_striped_noblobs``;
     :func:`register_scene_variants`).
 """
 
@@ -121,6 +122,10 @@ SCENE_VARIANTS = {
     # objects the object's main colour within its box gives its mask (IoU 0.99 on average), with
     # the stripes it does not (0.81), so a head must know the shape as well as the colour.
     "wholebars_striped": SceneParams(whole_shapes=("bar",)),
+    # The same without the accessory blobs glued to the outlines: do the blobs or the stripes
+    # cost detection its points on `wholebars_striped`? (The stripes keep colour from giving
+    # the mask; the blobs barely enter the box: docs/synthetic_shapes_v2.md.)
+    "wholebars_striped_noblobs": SceneParams(accessory_probability=0.0, whole_shapes=("bar",)),
 }
 
 
