@@ -57,6 +57,7 @@ SCENE_VARIANT_LABELS = {
     "wholebars": "plain objects, whole bars (inside the image, never covered)",
     "wholebars_striped": "whole bars, objects striped as in the first scene",
     "wholebars_striped_noblobs": "whole bars, striped objects without accessory blobs",
+    "wholebars_shadestripes": "whole bars, stripes in a shade of the object's colour, no blobs",
 }
 # Options beyond the paper (README, "Beyond the paper"), each on top of a head of Table 1c.
 LINEAR_T = ("MODEL.MASKX.TRANSFER.NUM_LAYERS", "1")

@@ -43,7 +43,7 @@ Registered datasets (lazy; nothing is generated at import):
   - ``synthetic_shapes_v2_band_train`` / ``_val``: the band split;
   - ``synthetic_shapes_v2_<variant>_train`` / ``_train_full`` / ``_val``: each scene variant
     (``thickbars``, ``plain``, ``wholebars``, ``wholebars_striped``,
-    ``wholebars_striped_noblobs``;
+    ``wholebars_striped_noblobs``, ``wholebars_shadestripes``;
     :func:`register_scene_variants`).
 """
 
@@ -126,6 +126,12 @@ SCENE_VARIANTS = {
     # cost detection its points on `wholebars_striped`? (The stripes keep colour from giving
     # the mask; the blobs barely enter the box: docs/synthetic_shapes_v2.md.)
     "wholebars_striped_noblobs": SceneParams(accessory_probability=0.0, whole_shapes=("bar",)),
+    # Whole bars, stripes in a shade of the object's own colour (half its brightness) instead of
+    # black or white, no blobs: does a texture that breaks the colour but not the outline keep
+    # colour from giving the mask and leave detection easy?
+    "wholebars_shadestripes": SceneParams(
+        accessory_probability=0.0, stripe_shade=0.5, whole_shapes=("bar",)
+    ),
 }
 
 

@@ -146,6 +146,7 @@ def _plan_units(rng: np.random.Generator, num_images: int, scene: SceneParams) -
 _LATER_SCENE_PARAMS = {
     "bar_half_width": SceneParams().bar_half_width,
     "whole_shapes": SceneParams().whole_shapes,
+    "stripe_shade": SceneParams().stripe_shade,
 }
 
 

@@ -73,6 +73,10 @@ class SceneParams:
     # `wholebars` variant has none). () is the main data; ("bar",) asks whether detection loses
     # bars to being seen in pieces (docs/synthetic_shapes_v2.md, "Whole bars").
     whole_shapes: Tuple[str, ...] = ()
+    # None: stripes are black or white (the main data). A number f: stripes are the object's
+    # own colour times f, a shade of its hue, so the stripes keep colour from giving the mask
+    # without drawing black or white lines across the outline (`wholebars_shadestripes`).
+    stripe_shade: Optional[float] = None
 
 
 @dataclass
@@ -190,6 +194,8 @@ def _paint(rng, colour: np.ndarray, mask: np.ndarray, params: SceneParams) -> np
     texture = colour + rng.uniform(0, params.shading) * 2 * ramp
     if rng.random() < params.stripes_probability:
         second = rng.choice([25.0, 235.0]) + rng.normal(0.0, params.colour_jitter, 3)
+        if params.stripe_shade is not None:  # the same draws, so the scenes pair image by image
+            second = colour * params.stripe_shade
         angle, period = rng.uniform(0, np.pi), rng.uniform(5, 9) / mask.shape[0]
         phase = (np.cos(angle) * xs + np.sin(angle) * ys) / period
         texture = np.where((phase - np.floor(phase) < 0.35)[:, None], second, texture)
