@@ -84,7 +84,12 @@ def test_a_and_b_share_appearance(split):
 def scene_colour_ious(tmp_path_factory):
     """Colour-alone IoUs (as above) on 60 images of each whole-bars scene variant."""
     ious = {}
-    for name in ("wholebars", "wholebars_striped", "wholebars_striped_noblobs"):
+    for name in (
+        "wholebars",
+        "wholebars_striped",
+        "wholebars_striped_noblobs",
+        "wholebars_shadestripes",
+    ):
         root = str(tmp_path_factory.mktemp(name))
         path = generate_synthetic_shapes(root, "val", 60, 1, scene=SCENE_VARIANTS[name])
         with open(path) as f:
@@ -109,3 +114,10 @@ def test_the_stripes_not_the_blobs_keep_colour_from_giving_the_mask(scene_colour
     not give the mask, so wholebars_striped_noblobs asks only what the blobs cost detection."""
     noblobs = scene_colour_ious["wholebars_striped_noblobs"]
     assert noblobs.mean() < 0.85 and np.mean(noblobs < 0.8) > 0.4
+
+
+def test_stripes_in_a_shade_of_the_colour_keep_it_from_giving_the_mask(scene_colour_ious):
+    """The same document: stripes of half the object's brightness, not black or white, are as
+    far from its main colour as black or white ones for the colour-alone guess."""
+    shaded = scene_colour_ious["wholebars_shadestripes"]
+    assert shaded.mean() < 0.85 and np.mean(shaded < 0.8) > 0.4
