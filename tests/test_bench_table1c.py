@@ -207,11 +207,17 @@ def test_every_variant_builds_its_model(key, tmp_path):
         build_model(cfg)
 
 
-def _config_of(key):
-    variant = bench.VARIANTS[key]
+def _config_file(path):
+    """The config at ``path`` (relative to the repository root) with the project's keys."""
     cfg = get_cfg()
     add_maskx_config(cfg)
-    cfg.merge_from_file(os.path.join(bench.ROOT, variant["config"]))
+    cfg.merge_from_file(os.path.join(bench.ROOT, path))
+    return cfg
+
+
+def _config_of(key):
+    variant = bench.VARIANTS[key]
+    cfg = _config_file(variant["config"])
     cfg.merge_from_list(variant["opts"])
     return cfg
 
@@ -307,11 +313,7 @@ def test_the_main_job_config_is_the_attribute_row():
     """configs/Synthetic/maskx_attributes_R_18_FPN_synthetic.yaml (the main job) trains what the
     bench's transfer-mlp-attributes-linear row trains, so that row's seeds are the main job's
     spread; each scene variant's row is the same head on the variant's images."""
-    config = get_cfg()
-    add_maskx_config(config)
-    config.merge_from_file(
-        os.path.join(bench.ROOT, "configs/Synthetic/maskx_attributes_R_18_FPN_synthetic.yaml")
-    )
+    config = _config_file("configs/Synthetic/maskx_attributes_R_18_FPN_synthetic.yaml")
     assert _differences(config, _config_of("transfer-mlp-attributes-linear")) == {"OUTPUT_DIR"}
     assert _differences(config, _config_of("wholebars-transfer-mlp-attributes-linear")) == {
         "DATASETS.TRAIN",
@@ -325,16 +327,9 @@ def test_the_main_job_config_is_the_attribute_row():
 def test_the_attribute_boxsup_config_is_the_main_job_plus_the_box_supervision():
     """maskx_attributes_boxsup_R_18_FPN_synthetic.yaml differs from the main job only in the
     box-supervision keys of maskx_boxsup, and from maskx_boxsup only in T's input and depth."""
-
-    def load(name):
-        config = get_cfg()
-        add_maskx_config(config)
-        config.merge_from_file(os.path.join(bench.ROOT, "configs/Synthetic", name))
-        return config
-
-    combined = load("maskx_attributes_boxsup_R_18_FPN_synthetic.yaml")
-    main_job = load("maskx_attributes_R_18_FPN_synthetic.yaml")
-    boxsup = load("maskx_boxsup_R_18_FPN_synthetic.yaml")
+    combined = _config_file("configs/Synthetic/maskx_attributes_boxsup_R_18_FPN_synthetic.yaml")
+    main_job = _config_file("configs/Synthetic/maskx_attributes_R_18_FPN_synthetic.yaml")
+    boxsup = _config_file("configs/Synthetic/maskx_boxsup_R_18_FPN_synthetic.yaml")
     assert _differences(combined, main_job) == {
         "MODEL.MASKX.BOX_SUPERVISION.PROJECTION_WEIGHT",
         "MODEL.MASKX.BOX_SUPERVISION.PAIRWISE_WEIGHT",
