@@ -147,6 +147,14 @@ def add_maskx_config(cfg):
     # already trains, so the mask loss can shape the map toward object extent for B as well.
     _C.MODEL.MASKX.CLASS_ACTIVATION_PRIOR.DETACH_BOX_HEAD = False
 
+    # The backward of the box, mask (and BlendMask) poolers' RoIAlign in training on the CPU:
+    #   "auto":        two matrix products where they are cheaper than torchvision's kernel
+    #                  (small feature maps, as the synthetic benchmark's), the same gradients up
+    #                  to float rounding (maskx_d2/layers/roi_align.py); torchvision's otherwise;
+    #   "torchvision": always torchvision's kernel (the project's runs before 2026-12-05).
+    # CUDA and inference always use torchvision's kernels.
+    _C.MODEL.ROI_ALIGN_BACKWARD = "auto"
+
     _C.TEST.MASKX = CN()
     # Mask quality on ground-truth boxes: on evaluation sets of type "coco_partial" that have
     # masks, the mask branch also predicts a mask for every ground-truth instance with a mask,
