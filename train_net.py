@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Train and evaluate Mask^X R-CNN with detectron2's standard training loop.
 
-    python train_net.py --config-file configs/Synthetic/maskx_attributes_R_18_FPN_synthetic.yaml
+    python train_net.py \
+        --config-file configs/Synthetic/maskx_attributes_boxsup_R_18_FPN_synthetic.yaml
     python train_net.py --config-file CFG --num-gpus 8
     python train_net.py --config-file CFG --eval-only MODEL.WEIGHTS /path/to/model_final.pth
     python train_net.py --config-file CFG --resume

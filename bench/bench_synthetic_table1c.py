@@ -87,7 +87,7 @@ def low_rank_t(rank: int):
 
 # T fed with each class's shape and colour (one-hot, maskx_d2...synthetic.class_attributes) instead
 # of the detector's weights: the synthetic counterpart of the paper's GloVe row (Table 1a). The
-# committed file of configs/Synthetic/maskx_attributes_R_18_FPN_synthetic.yaml (the main job),
+# committed file of configs/Synthetic/maskx_attributes_R_18_FPN_synthetic.yaml (the main job's T),
 # relative to the repository root, where the runs start. (Until 2026-12-04 the bench wrote the
 # same array, class_attributes(), into each work folder and the runs read that copy.)
 ATTRIBUTES_FILE = "datasets/embeddings/synthetic16_attributes.npy"
@@ -238,7 +238,8 @@ VARIANTS = {
         *LINEAR_T,
     ),
     "transfer-mlp-attributes-linear": _variant(
-        "transfer+MLP from class attributes, 1-layer (linear) T (the main job)",
+        "transfer+MLP from class attributes, 1-layer (linear) T (the main job without box "
+        "supervision)",
         "maskx_R_18_FPN_synthetic.yaml",
         *ATTRIBUTES,
         *LINEAR_T,
@@ -426,11 +427,12 @@ VARIANTS = {
         BOXSUP,
         *FULL_PAIRWISE_WEIGHT,
     ),
-    # The main job's attribute T with the box supervision above: the two ways of reaching B's
-    # masks (T given what a class is made of, B's boxes training the mask branch) together.
+    # The attribute T with the box supervision above: the two ways of reaching B's masks (T
+    # given what a class is made of, B's boxes training the mask branch) together. The main job
+    # since 2026-12-05 (configs/Synthetic/maskx_attributes_boxsup_R_18_FPN_synthetic.yaml).
     "transfer-mlp-attributes-linear-boxsup": _variant(
-        "transfer+MLP from class attributes, 1-layer T (the main job) + the box supervision of "
-        "maskx_boxsup",
+        "transfer+MLP from class attributes, 1-layer T + the box supervision of maskx_boxsup "
+        "(the main job)",
         "maskx_attributes_boxsup_R_18_FPN_synthetic.yaml",
     ),
     **_on_both_splits(

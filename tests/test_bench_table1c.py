@@ -207,6 +207,10 @@ def test_every_variant_builds_its_model(key, tmp_path):
         build_model(cfg)
 
 
+# The README's quick start trains this config (test_the_readme_runs_the_main_job).
+MAIN_JOB = "configs/Synthetic/maskx_attributes_boxsup_R_18_FPN_synthetic.yaml"
+
+
 def _config_file(path):
     """The config at ``path`` (relative to the repository root) with the project's keys."""
     cfg = get_cfg()
@@ -309,10 +313,11 @@ def test_the_attribute_rows_train_on_the_committed_file_of_the_classes_shape_and
     assert (attributes.sum(axis=1) == 2).all() and len({tuple(r) for r in attributes}) == 16
 
 
-def test_the_main_job_config_is_the_attribute_row():
-    """configs/Synthetic/maskx_attributes_R_18_FPN_synthetic.yaml (the main job) trains what the
-    bench's transfer-mlp-attributes-linear row trains, so that row's seeds are the main job's
-    spread; each scene variant's row is the same head on the variant's images."""
+def test_the_attribute_config_is_the_attribute_row():
+    """configs/Synthetic/maskx_attributes_R_18_FPN_synthetic.yaml (the main job without box
+    supervision: Mask^X R-CNN alone) trains what the bench's transfer-mlp-attributes-linear row
+    trains, so that row's seeds are its spread; each scene variant's row is the same head on the
+    variant's images."""
     config = _config_file("configs/Synthetic/maskx_attributes_R_18_FPN_synthetic.yaml")
     assert _differences(config, _config_of("transfer-mlp-attributes-linear")) == {"OUTPUT_DIR"}
     assert _differences(config, _config_of("wholebars-transfer-mlp-attributes-linear")) == {
@@ -324,13 +329,28 @@ def test_the_main_job_config_is_the_attribute_row():
     assert committed.dtype == np.float32
 
 
-def test_the_attribute_boxsup_config_is_the_main_job_plus_the_box_supervision():
-    """maskx_attributes_boxsup_R_18_FPN_synthetic.yaml differs from the main job only in the
-    box-supervision keys of maskx_boxsup, and from maskx_boxsup only in T's input and depth."""
-    combined = _config_file("configs/Synthetic/maskx_attributes_boxsup_R_18_FPN_synthetic.yaml")
-    main_job = _config_file("configs/Synthetic/maskx_attributes_R_18_FPN_synthetic.yaml")
+def test_the_readme_runs_the_main_job():
+    """The quick start's training command and the demo after it name the main job's config, and
+    the demo reads the weights from where that config writes them."""
+    with open(os.path.join(bench.ROOT, "README.md")) as f:
+        quick_start = f.read().split("## Quick start")[1].split("\n## ")[0]
+    train = [line for line in quick_start.splitlines() if "train_net.py" in line]
+    assert train == [f".venv/bin/python train_net.py --config-file {MAIN_JOB}"]
+    assert f"demo.py --config-file {MAIN_JOB}" in quick_start
+    weights = os.path.join(_config_file(MAIN_JOB).OUTPUT_DIR, "model_final.pth")
+    assert f"MODEL.WEIGHTS {weights}" in quick_start
+
+
+def test_the_main_job_is_the_attribute_config_plus_the_box_supervision():
+    """The main job (maskx_attributes_boxsup_R_18_FPN_synthetic.yaml) differs from the attribute
+    config only in the box-supervision keys of maskx_boxsup, from maskx_boxsup only in T's input
+    and depth, and from the bench's transfer-mlp-attributes-linear-boxsup row in nothing, so
+    that row's seeds are the main job's spread."""
+    combined = _config_file(MAIN_JOB)
+    attributes = _config_file("configs/Synthetic/maskx_attributes_R_18_FPN_synthetic.yaml")
     boxsup = _config_file("configs/Synthetic/maskx_boxsup_R_18_FPN_synthetic.yaml")
-    assert _differences(combined, main_job) == {
+    assert _differences(combined, _config_of("transfer-mlp-attributes-linear-boxsup")) == set()
+    assert _differences(combined, attributes) == {
         "MODEL.MASKX.BOX_SUPERVISION.PROJECTION_WEIGHT",
         "MODEL.MASKX.BOX_SUPERVISION.PAIRWISE_WEIGHT",
         "MODEL.MASKX.BOX_SUPERVISION.PAIRWISE_COLOUR_SMOOTHING",

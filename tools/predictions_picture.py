@@ -2,8 +2,8 @@
 """The README's picture: demo.py's drawing of a model's predictions on validation images, tiled.
 
     python tools/predictions_picture.py \
-        --config-file configs/Synthetic/maskx_attributes_R_18_FPN_synthetic.yaml \
-        --weights output/synthetic/maskx_attributes/model_final.pth \
+        --config-file configs/Synthetic/maskx_attributes_boxsup_R_18_FPN_synthetic.yaml \
+        --weights output/synthetic/maskx_attributes_boxsup/model_final.pth \
         --output docs/images/synthetic_maskx_predictions.png
 
 The images are enlarged (nearest neighbour) before demo.py sees them, so that the class names
