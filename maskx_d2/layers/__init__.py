@@ -1,21 +1,4 @@
-"""Layers shared by every model of the project."""
+"""Layers shared by every model of the project (see each module's docstring)."""
 
-from .roi_align import (
-    ROI_ALIGN_BACKWARDS,
-    ROIAlignSeparableBackward,
-    roi_align_axis_weights,
-    roi_align_separable_backward,
-    roi_align_torchvision_backward,
-    separable_backward_is_cheaper,
-    use_separable_roi_align_backward,
-)
-
-__all__ = [
-    "ROI_ALIGN_BACKWARDS",
-    "ROIAlignSeparableBackward",
-    "roi_align_axis_weights",
-    "roi_align_separable_backward",
-    "roi_align_torchvision_backward",
-    "separable_backward_is_cheaper",
-    "use_separable_roi_align_backward",
-]
+from .roi_align import *  # noqa: F401,F403  (the names of its __all__)
+from .roi_align import __all__  # noqa: F401
