@@ -13,7 +13,8 @@ Same backbone, same inputs, same batch, one run. Variants:
     residual blocks), ``+hourglass`` (Deep-MARC's hourglass-52 at the config's mask pooler size),
     ``+cam-prior`` (OPMask's class activation prior; the config's box convs, then global average
     pooling instead of its FCs: the config needs ROI_BOX_HEAD.NUM_CONV >= 1, as the default
-    synthetic one has);
+    synthetic one has), ``+separable-roi-align`` (train_net.py's RoIAlign CPU backward; every
+    other variant has torchvision's kernel, as detectron2);
   - with ``--variants``, another system on the same ResNet: ``blendmask`` (BlendMask on FCOS,
     with FCOS's P3-P7 FPN; BlendMask's paper claims about 20% less inference time than Mask
     R-CNN). Its box-only instances never reach the blender, like Mask^X's.
@@ -79,6 +80,9 @@ VARIANTS = {
         "MODEL.MASKX.BOX_SUPERVISION.PAIRWISE_WARMUP_ITERS",
         0,
     ],
+    # train_net.py's default RoIAlign CPU backward (maskx_d2/layers/roi_align.py); every other
+    # variant, the baseline included, keeps torchvision's kernel, as detectron2 has it.
+    "+separable-roi-align": ["MODEL.ROI_ALIGN_BACKWARD", "auto"],
     "+residual": ["MODEL.MASKX.HEAD.ARCHITECTURE", "residual"],
     "+hourglass": ["MODEL.MASKX.HEAD.ARCHITECTURE", "hourglass"],
     # The config's box convs become a ConvGAPBoxHead (needs ROI_BOX_HEAD.NUM_CONV >= 1).
@@ -176,6 +180,7 @@ def _measure(variant, args, batch_size, queue):
     from detectron2.solver import build_optimizer
 
     from maskx_d2 import add_maskx_config
+    from maskx_d2.layers import use_separable_roi_align_backward
 
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # after imports, before the model
     cfg = get_cfg()
@@ -184,6 +189,7 @@ def _measure(variant, args, batch_size, queue):
     cfg.MODEL.DEVICE = args.device
     cfg.MODEL.WEIGHTS = ""
     cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = 0.0  # same number of masked detections for all
+    cfg.MODEL.ROI_ALIGN_BACKWARD = "torchvision"  # detectron2's kernel unless a variant says
     if variant == "mask_rcnn":
         cfg.MODEL.META_ARCHITECTURE = "GeneralizedRCNN"
         cfg.MODEL.ROI_HEADS.NAME = "StandardROIHeads"
@@ -196,6 +202,8 @@ def _measure(variant, args, batch_size, queue):
         cfg.MODEL.DEEPMASK.TOPK_TEST = cfg.TEST.DETECTIONS_PER_IMAGE  # read by DeepMask only
     torch.manual_seed(0)
     model = build_model(cfg).train()
+    if cfg.MODEL.ROI_ALIGN_BACKWARD == "auto":  # as train_net.py's Trainer.build_model
+        use_separable_roi_align_backward(model)
     # The learning rate of a real run's first iterations (its warm-up starts at this factor):
     # the time of a step does not depend on it, but the full rate on one random batch repeated
     # for every step can diverge to NaN boxes (MNC's 5-stage cascade did at 0.02).

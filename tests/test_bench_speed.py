@@ -76,7 +76,15 @@ def test_largest_batch_search_is_refused_on_cpu():
 
 
 def test_the_options_beyond_the_paper_are_measured_against_mask_rcnn():
-    variants = ["+gt-boxes", "+boxinst", "+boxinst-gentle", "+residual", "+hourglass", "+cam-prior"]
+    variants = [
+        "+gt-boxes",
+        "+boxinst",
+        "+boxinst-gentle",
+        "+separable-roi-align",
+        "+residual",
+        "+hourglass",
+        "+cam-prior",
+    ]
     _assert_every_variant_measured(variants)
 
 
