@@ -44,7 +44,7 @@ from maskx_d2.evaluation.gt_box_inference import (
     GTBoxTestMapper,
     gt_box_eval_applies,
 )
-from maskx_d2.layers import ROI_ALIGN_BACKWARDS, use_separable_roi_align_backward
+from maskx_d2.layers import use_roi_align_backward
 from maskx_d2.numerics_environment import numerics_log_line
 
 logger = logging.getLogger("maskx_d2.train_net")
@@ -60,14 +60,8 @@ class Trainer(DefaultTrainer):
     @classmethod
     def build_model(cls, cfg):
         check_compiled_ops(cfg)  # a clear error before detectron2 builds a dummy layer
-        if cfg.MODEL.ROI_ALIGN_BACKWARD not in ROI_ALIGN_BACKWARDS:
-            raise ValueError(
-                f"MODEL.ROI_ALIGN_BACKWARD must be one of {ROI_ALIGN_BACKWARDS}, "
-                f"got {cfg.MODEL.ROI_ALIGN_BACKWARD!r}"
-            )
         model = super().build_model(cfg)
-        if cfg.MODEL.ROI_ALIGN_BACKWARD == "auto":
-            use_separable_roi_align_backward(model)  # faster CPU training, same gradients
+        use_roi_align_backward(model, cfg.MODEL.ROI_ALIGN_BACKWARD)  # faster CPU training
         return model
 
     @classmethod

@@ -180,7 +180,7 @@ def _measure(variant, args, batch_size, queue):
     from detectron2.solver import build_optimizer
 
     from maskx_d2 import add_maskx_config
-    from maskx_d2.layers import use_separable_roi_align_backward
+    from maskx_d2.layers import use_roi_align_backward
 
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # after imports, before the model
     cfg = get_cfg()
@@ -202,8 +202,7 @@ def _measure(variant, args, batch_size, queue):
         cfg.MODEL.DEEPMASK.TOPK_TEST = cfg.TEST.DETECTIONS_PER_IMAGE  # read by DeepMask only
     torch.manual_seed(0)
     model = build_model(cfg).train()
-    if cfg.MODEL.ROI_ALIGN_BACKWARD == "auto":  # as train_net.py's Trainer.build_model
-        use_separable_roi_align_backward(model)
+    use_roi_align_backward(model, cfg.MODEL.ROI_ALIGN_BACKWARD)  # as train_net.py's Trainer
     # The learning rate of a real run's first iterations (its warm-up starts at this factor):
     # the time of a step does not depend on it, but the full rate on one random batch repeated
     # for every step can diverge to NaN boxes (MNC's 5-stage cascade did at 0.02).

@@ -36,6 +36,7 @@ __all__ = [
     "roi_align_separable_backward",
     "roi_align_torchvision_backward",
     "separable_backward_is_cheaper",
+    "use_roi_align_backward",
     "use_separable_roi_align_backward",
 ]
 
@@ -229,3 +230,14 @@ def use_separable_roi_align_backward(model: nn.Module) -> int:
                 )
                 replaced += 1
     return replaced
+
+
+def use_roi_align_backward(model: nn.Module, backward: str) -> int:
+    """``MODEL.ROI_ALIGN_BACKWARD`` applied to a built model: "auto" swaps the separable backward
+    into every pooler (:func:`use_separable_roi_align_backward`), "torchvision" keeps
+    detectron2's modules. Returns how many were replaced."""
+    if backward not in ROI_ALIGN_BACKWARDS:
+        raise ValueError(
+            f"MODEL.ROI_ALIGN_BACKWARD must be one of {ROI_ALIGN_BACKWARDS}, got {backward!r}"
+        )
+    return use_separable_roi_align_backward(model) if backward == "auto" else 0
