@@ -829,7 +829,10 @@ def _train(key, seed, args):
             str(args.iters),
         ]
     if args.pretrained_backbone:
+        # The stem and res2 frozen at the pretrained weights, as the paper freezes ImageNet's
+        # (the synthetic base trains every layer since it starts from scratch).
         cmd += ["MODEL.WEIGHTS", os.path.abspath(args.pretrained_backbone)]
+        cmd += ["MODEL.BACKBONE.FREEZE_AT", "2"]
     start = time.time()
     returncode, log = _run_logged(cmd, out, args.threads)
     elapsed = time.time() - start
