@@ -112,6 +112,33 @@ def test_running_statistics_kept_restores_and_still_normalizes_with_the_batch():
     assert torch.equal(norm.running_var, torch.ones(4))
     assert norm.num_batches_tracked.item() == 0
     assert not torch.equal(reference.running_mean, torch.zeros(4))  # the pass would move them
+    assert norm.track_running_stats  # as before the block
+
+
+def test_running_statistics_kept_lets_an_earlier_pass_through_the_layer_backpropagate():
+    """The box branch's pass, then the kept pass (the CAM's), then one backward through both:
+    the kept pass must not write the buffers that the first pass saved for its backward."""
+    layer = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4)).train()
+    x = torch.randn(6, 3, 5, 5)
+    first = layer(x)
+    mean, var = layer[1].running_mean.clone(), layer[1].running_var.clone()
+    with running_statistics_kept(layer):
+        second = layer(x[:2] * 2)
+    (first.square().sum() + second.square().sum()).backward()
+    assert layer[0].weight.grad is not None and torch.isfinite(layer[0].weight.grad).all()
+    assert torch.equal(layer[1].running_mean, mean) and torch.equal(layer[1].running_var, var)
+    assert layer[1].num_batches_tracked.item() == 1  # the first pass's only
+
+
+def test_running_statistics_kept_in_eval_mode_uses_the_running_statistics():
+    norm = torch.nn.BatchNorm2d(4)
+    norm.running_mean.fill_(1.0)
+    norm.running_var.fill_(4.0)
+    norm.eval()
+    x = torch.randn(3, 4, 2, 2)
+    expected = norm(x)
+    with running_statistics_kept(norm):
+        assert_close(norm(x), expected)
 
 
 def test_class_activation_prior_keeps_the_box_heads_statistics():

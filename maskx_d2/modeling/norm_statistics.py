@@ -41,14 +41,25 @@ def freeze_norm_statistics(model: nn.Module, keep: Callable[[str], bool]) -> int
 @contextlib.contextmanager
 def running_statistics_kept(module: nn.Module) -> Iterator[None]:
     """Within the block, BatchNorm layers of ``module`` still normalize as their mode says (batch
-    statistics in training) but their running mean, variance and batch count are restored on
-    exit, as if the block had not run."""
+    statistics in training) but their running mean, variance and batch count are as before it
+    on exit, as if the block had not run.
+
+    torch's BatchNorm is told not to track them for the block (``track_running_stats``), so it
+    writes nothing: an in-place write would bump the buffers' versions, and autograd, which
+    saved them for the backward of an earlier pass through the same layer (the box branch's),
+    would refuse that backward. A layer that updates them itself whatever the flag says
+    (detectron2's NaiveSyncBatchNorm across processes) gets its values copied back on exit.
+    """
     norms = [m for m in module.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
     saved = [{k: b.clone() for k, b in m.named_buffers(recurse=False)} for m in norms]
+    for m in norms:
+        m.track_running_stats = False
     try:
         yield
     finally:
         with torch.no_grad():
             for m, buffers in zip(norms, saved):
+                m.track_running_stats = True
                 for k, b in m.named_buffers(recurse=False):
-                    b.copy_(buffers[k])
+                    if not torch.equal(b, buffers[k]):
+                        b.copy_(buffers[k])
