@@ -28,6 +28,7 @@ with one thread each, which on a 2-core CPU finishes sooner than one run after t
 
 import argparse
 import functools
+import glob
 import json
 import os
 import subprocess
@@ -748,11 +749,30 @@ def ensure_pretrained_backbone(path, threads=None, pretrain_args=()):
     return path
 
 
-def describe_backbone(path):
-    """One sentence on the runs' backbone for the report: from scratch, or the checkpoint's
-    pre-training as recorded in it by tools/pretrain_synthetic_backbone.py."""
+def freeze_levels(work_dir):
+    """The ``MODEL.BACKBONE.FREEZE_AT`` values of the runs in ``work_dir`` (their config.yaml)."""
+    levels = set()
+    for path in glob.glob(os.path.join(work_dir, "seed*", "*", "config.yaml")):
+        with open(path) as f:
+            levels.add(yaml.safe_load(f)["MODEL"]["BACKBONE"]["FREEZE_AT"])
+    return levels
+
+
+def describe_backbone(path, levels=()):
+    """One sentence on the runs' backbone for the report: from scratch (with what the runs'
+    ``FREEZE_AT`` values, ``levels``, kept frozen), or the checkpoint's pre-training as recorded
+    in it by tools/pretrain_synthetic_backbone.py."""
     if not path:
-        return "ResNet-18 from scratch (stem and res2 frozen at their random initialisation)"
+        if set(levels) == {0}:
+            return "ResNet-18 from scratch, every layer trained (FREEZE_AT 0)"
+        if set(levels) == {2}:
+            return (
+                "ResNet-18 from scratch, stem and res2 frozen at their random initialisation "
+                "(FREEZE_AT 2, the recipe before 2026-12-05)"
+            )
+        if levels:
+            return f"ResNet-18 from scratch; the runs differ: FREEZE_AT {sorted(levels)}"
+        return "ResNet-18 from scratch"
     if not os.path.isfile(path):
         return f'ResNet-18 from the "ImageNet" stage `{path}` (checkpoint not found)'
     info = torch.load(path, map_location="cpu", weights_only=True).get("pretraining", {})
@@ -1055,7 +1075,7 @@ def report(work_dir, seeds, command, machine, backbone=None, failed=()):
         "on B, to the better of the two oracles. B classes above class-agnostic: the (seed, "
         "box-only class) pairs where the head's GT-box mIoU is above the class-agnostic head's "
         "of the same seed. "
-        f"Backbone: {describe_backbone(backbone)}. "
+        f"Backbone: {describe_backbone(backbone, freeze_levels(work_dir))}. "
         f"Command: `{command}`; machine: {machine}.\n"
     )
     numerics = numerics_summary(work_dir, list(VARIANTS), seeds)

@@ -464,12 +464,20 @@ def test_pretrained_backbone_is_made_once_and_given_to_every_run(tmp_path, monke
     bench._train("transfer-mlp", 1, _train_args(tmp_path / "work", path))
     cmd = commands[0]
     assert cmd[cmd.index("MODEL.WEIGHTS") + 1] == os.path.abspath(path)
+    assert cmd[cmd.index("MODEL.BACKBONE.FREEZE_AT") + 1] == "2"  # frozen at the pretraining
     assert cmd[cmd.index("SEED") + 1] == "1"
 
 
 def test_report_names_the_backbone(tmp_path):
-    _write_metrics(os.path.join(str(tmp_path), "seed1", "transfer-mlp"), [_eval(60.0)])
+    run = os.path.join(str(tmp_path), "seed1", "transfer-mlp")
+    _write_metrics(run, [_eval(60.0)])
     assert "Backbone: ResNet-18 from scratch" in bench.report(str(tmp_path), [1], "cmd", "m")
+    with open(os.path.join(run, "config.yaml"), "w") as f:
+        f.write("MODEL:\n  BACKBONE:\n    FREEZE_AT: 0\n")
+    assert "every layer trained (FREEZE_AT 0)" in bench.report(str(tmp_path), [1], "cmd", "m")
+    with open(os.path.join(run, "config.yaml"), "w") as f:
+        f.write("MODEL:\n  BACKBONE:\n    FREEZE_AT: 2\n")
+    assert "stem and res2 frozen at their random" in bench.report(str(tmp_path), [1], "cmd", "m")
 
 
 def test_a_failed_run_costs_neither_the_other_runs_nor_the_report(tmp_path, monkeypatch):
