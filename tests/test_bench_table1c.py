@@ -527,3 +527,102 @@ def test_report_says_whether_its_runs_share_their_numerics(tmp_path):
     os.remove(os.path.join(runs[1], "log.txt"))  # a run from before the line was logged
     assert bench.run_numerics(runs[1]) is None
     assert "not logged (1 runs, e.g. transfer-mlp 2)" in bench.report(work, [1, 2], "cmd", "m")
+
+
+@pytest.mark.parametrize("key", bench.STAGEWISE_ROWS)
+def test_each_stagewise_row_is_its_end_to_end_row_on_a_frozen_detector(key):
+    end_to_end = key[len("sw-") :]
+    # The synthetic base already builds MaskXRCNN, which only a frozen detector changes.
+    assert _differences(_config_of(end_to_end), _config_of(key)) == {"MODEL.MASKX.FREEZE_DETECTOR"}
+    assert _config_of(key).MODEL.META_ARCHITECTURE == "MaskXRCNN"
+
+
+def _detector_stage_config():
+    cfg = _config_file(f"{bench.CONFIGS}/{bench.DETECTOR_STAGE_CONFIG}")
+    cfg.merge_from_list(list(bench.DETECTOR_STAGE_OPTS) + ["MODEL.DEVICE", "cpu"])
+    return cfg
+
+
+@pytest.mark.parametrize("key", ["sw-transfer-mlp", "sw-class-agnostic"])
+def test_the_stagewise_model_takes_every_weight_of_the_stage_1_detector(key, tmp_path):
+    """Stage 2 loads the whole Faster R-CNN of stage 1 (no detector weight left at its random
+    init, none ignored) and trains only the mask branch, which stage 1 does not have."""
+    from detectron2.checkpoint import DetectionCheckpointer
+
+    torch.manual_seed(0)
+    detector = build_model(_detector_stage_config())
+    assert not any(name.startswith("roi_heads.mask_head") for name in detector.state_dict())
+    path = str(tmp_path / "model_final.pth")
+    torch.save({"model": detector.state_dict()}, path)
+
+    cfg = _config_of(key)
+    cfg.MODEL.DEVICE = "cpu"
+    model = build_model(cfg)
+    loaded = DetectionCheckpointer(model).load(path)  # noqa: F841 (returns extra checkpoint data)
+    state = model.state_dict()
+    for name, value in detector.state_dict().items():
+        assert torch.equal(state[name], value), name
+    missing = set(state) - set(detector.state_dict())
+    assert missing and all(name.startswith("roi_heads.mask_head.") for name in missing)
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable and all(n.startswith("roi_heads.mask_head.") for n in trainable)
+
+
+def test_stagewise_rows_share_the_seeds_detector_trained_once(tmp_path, monkeypatch, capsys):
+    """The first stage-wise row of a seed trains the seed's detector (no mask branch, no
+    evaluation), the others reuse it; each stage-2 run starts from its checkpoint. A detector
+    that fails costs its rows only."""
+    commands = []
+
+    def fake_run(cmd, **kwargs):
+        commands.append(cmd)
+        out = cmd[cmd.index("OUTPUT_DIR") + 1]
+        if out.endswith(os.path.join("seed1", bench.DETECTOR_STAGE)):
+            with open(os.path.join(out, "model_final.pth"), "w") as f:
+                f.write("weights")
+        return bench.subprocess.CompletedProcess(cmd, 1 if "seed2" in out else 0)
+
+    monkeypatch.setattr(bench.subprocess, "run", fake_run)
+    args = _train_args(tmp_path / "work")
+    bench._train("sw-transfer", 1, args)
+    bench._train("sw-class-agnostic", 1, args)
+    detector_runs = [c for c in commands if c[c.index("OUTPUT_DIR") + 1].endswith("detector")]
+    assert len(detector_runs) == 1 and len(commands) == 3
+    stage1 = detector_runs[0]
+    assert stage1[stage1.index("MODEL.MASK_ON") + 1] == "False"
+    assert stage1[stage1.index("DATASETS.TEST") + 1] == "()"
+    checkpoint = os.path.abspath(bench.detector_checkpoint(args.work_dir, 1))
+    for cmd in commands[1:]:
+        assert cmd[len(cmd) - 1 - cmd[::-1].index("MODEL.WEIGHTS") + 1] == checkpoint
+        assert cmd[cmd.index("MODEL.MASKX.FREEZE_DETECTOR") + 1] == "True"
+        assert cmd[cmd.index("SEED") + 1] == "1"
+
+    commands.clear()
+    assert bench._train("sw-transfer", 2, args) == ("sw-transfer", 2, None)
+    assert len(commands) == 1  # the failed detector only: no stage 2 without it
+    err = capsys.readouterr().err
+    assert "detector seed 2: FAILED" in err and "sw-transfer seed 2: FAILED" in err
+    bench._train("sw-class-agnostic", 2, args)
+    assert len(commands) == 1  # the seed's next row does not train the failed detector again
+
+
+def test_report_has_a_stagewise_table_with_its_own_oracle(tmp_path):
+    work = str(tmp_path)
+    for key, gtbox_b in [
+        ("sw-class-agnostic", 30.0),
+        ("sw-transfer", 45.0),
+        ("sw-oracle-maskx", 60.0),
+        ("class-agnostic", 20.0),
+        ("oracle-maskx", 90.0),
+    ]:
+        _write_metrics(os.path.join(work, "seed1", key), [_eval(gtbox_b)])
+    text = bench.report(work, [1], "cmd", "machine")
+    main, stagewise = text.split("Stage-wise (the paper's sw rows")
+    assert "| stage-wise" not in main
+    rows = [line for line in stagewise.splitlines() if line.startswith("| stage-wise")]
+    assert [r.split(" | ")[0] for r in rows] == [
+        "| stage-wise class-agnostic",
+        "| stage-wise transfer, cls+box",
+        "| stage-wise oracle: transfer+MLP, every class with masks",
+    ]
+    assert rows[1].endswith("| 50% | - |")  # (45 - 30) / (60 - 30), to the stage-wise oracle
