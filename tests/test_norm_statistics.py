@@ -130,6 +130,31 @@ def test_running_statistics_kept_lets_an_earlier_pass_through_the_layer_backprop
     assert layer[1].num_batches_tracked.item() == 1  # the first pass's only
 
 
+def test_running_statistics_kept_restores_a_sync_batch_norm_across_processes(monkeypatch):
+    """detectron2's NaiveSyncBatchNorm with several processes writes its running statistics
+    whatever ``track_running_stats`` says; they are copied back on exit, and the earlier pass
+    still backpropagates: that path normalizes with the batch's statistics only, so autograd
+    saved no running buffer that the copy could invalidate. (Two processes are simulated: the
+    all-reduce is the identity, as if both held the same batch.)"""
+    from detectron2.layers import batch_norm
+
+    monkeypatch.setattr(batch_norm.comm, "get_world_size", lambda: 2)
+    monkeypatch.setattr(batch_norm.dist, "get_world_size", lambda: 2)
+    monkeypatch.setattr(batch_norm, "differentiable_all_reduce", lambda vec: vec * 2)
+    layer = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), batch_norm.NaiveSyncBatchNorm(4))
+    layer.train()
+    x = torch.randn(6, 3, 5, 5)
+    first = layer(x)
+    mean, var = layer[1].running_mean.clone(), layer[1].running_var.clone()
+    assert not torch.equal(mean, torch.zeros(4))  # the simulated sync path did update them
+    with running_statistics_kept(layer):
+        second = layer(x[:2] * 2)
+        assert not torch.equal(layer[1].running_mean, mean)  # written despite the flag
+    (first.square().sum() + second.square().sum()).backward()
+    assert layer[0].weight.grad is not None and torch.isfinite(layer[0].weight.grad).all()
+    assert torch.equal(layer[1].running_mean, mean) and torch.equal(layer[1].running_var, var)
+
+
 def test_running_statistics_kept_in_eval_mode_uses_the_running_statistics():
     norm = torch.nn.BatchNorm2d(4)
     norm.running_mean.fill_(1.0)

@@ -48,7 +48,9 @@ def running_statistics_kept(module: nn.Module) -> Iterator[None]:
     writes nothing: an in-place write would bump the buffers' versions, and autograd, which
     saved them for the backward of an earlier pass through the same layer (the box branch's),
     would refuse that backward. A layer that updates them itself whatever the flag says
-    (detectron2's NaiveSyncBatchNorm across processes) gets its values copied back on exit.
+    (detectron2's NaiveSyncBatchNorm across processes) gets its values copied back on exit;
+    that is safe for the same reason, as its multi-process path normalizes with the batch's
+    statistics only and saves no running buffer for backward.
     """
     norms = [m for m in module.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
     saved = [{k: b.clone() for k, b in m.named_buffers(recurse=False)} for m in norms]
