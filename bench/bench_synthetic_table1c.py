@@ -965,6 +965,20 @@ def _train(key, seed, args):
     return key, seed, elapsed
 
 
+def _stage1_rows_first(jobs):
+    """``jobs`` ((key, seed) pairs) with each seed's first stage-wise row moved to the front.
+
+    That row trains the seed's detector, which the seed's other stage-wise rows wait for: with
+    the seeds' first rows side by side, each worker trains a detector of its own instead of
+    waiting for another's.
+    """
+    first = {}
+    for key, seed in jobs:
+        if "stage1" in VARIANTS[key]:
+            first.setdefault(seed, (key, seed))
+    return list(first.values()) + [job for job in jobs if job not in first.values()]
+
+
 def _stats(values):
     """'mean (min-max)' of the finite values, or 'n/a'."""
     values = [v for v in values if v is not None and np.isfinite(v)]
@@ -1237,11 +1251,8 @@ def main():
         # result already covers every variant.
         order = sorted(args.variants, key=lambda k: k not in ORACLES + STAGEWISE_ORACLES)
         trained = [k for k in order if "evaluates" not in VARIANTS[k]]
-        jobs = [(key, seed) for seed in args.seeds for key in trained]
-        # The stage-1 detectors first, side by side: their rows would otherwise wait for them.
-        stage1_seeds = [s for s in args.seeds if any("stage1" in VARIANTS[k] for k in trained)]
+        jobs = _stage1_rows_first([(key, seed) for seed in args.seeds for key in trained])
         with ThreadPoolExecutor(args.jobs) as pool:
-            list(pool.map(lambda seed: ensure_detector_stage(seed, args), stage1_seeds))
             list(pool.map(lambda job: _train(*job, args), jobs))
         # Evaluations of trained runs on other splits, once every training has ended.
         evaluations = [(k, s) for s in args.seeds for k in order if k not in trained]

@@ -626,3 +626,33 @@ def test_report_has_a_stagewise_table_with_its_own_oracle(tmp_path):
         "| stage-wise oracle: transfer+MLP, every class with masks",
     ]
     assert rows[1].endswith("| 50% | - |")  # (45 - 30) / (60 - 30), to the stage-wise oracle
+
+
+def test_each_seeds_first_stagewise_row_goes_first(tmp_path, monkeypatch):
+    """A seed's first stage-wise row trains its detector: those rows lead, one per seed, so
+    that the workers train detectors side by side and no row waits for another's."""
+    outputs = []
+
+    def fake_run(cmd, **kwargs):
+        out = cmd[cmd.index("OUTPUT_DIR") + 1]
+        outputs.append(os.path.relpath(out, str(tmp_path)))
+        if out.endswith(bench.DETECTOR_STAGE):
+            with open(os.path.join(out, "model_final.pth"), "w") as f:
+                f.write("weights")
+        return bench.subprocess.CompletedProcess(cmd, 0)
+
+    monkeypatch.setattr(bench.subprocess, "run", fake_run)
+    variants = ["class-agnostic", "sw-class-agnostic", "sw-transfer"]
+    argv = ["bench", "--seeds", "42", "1", "--variants", *variants, "--work-dir", str(tmp_path)]
+    monkeypatch.setattr(bench.sys, "argv", argv)
+    bench.main()
+    assert outputs == [
+        "seed42/detector",
+        "seed42/sw-class-agnostic",
+        "seed1/detector",
+        "seed1/sw-class-agnostic",
+        "seed42/class-agnostic",
+        "seed42/sw-transfer",
+        "seed1/class-agnostic",
+        "seed1/sw-transfer",
+    ]
