@@ -799,8 +799,9 @@ def ensure_pretrained_backbone(path, threads=None, pretrain_args=()):
     return path
 
 
-# One lock a seed: two stage-wise rows of a seed trained at once wait for one detector. A
-# detector that failed is not trained again by the next row of its seed (same command, same end).
+# One lock a detector checkpoint: two stage-wise rows of a seed trained at once wait for one
+# detector. A detector that failed is not trained again by the next row of its seed (same
+# command, same end).
 _DETECTOR_LOCKS = collections.defaultdict(threading.Lock)
 _DETECTOR_FAILED = set()
 
@@ -819,7 +820,7 @@ def ensure_detector_stage(seed, args):
     stage-wise row evaluates its boxes, which are this detector's.
     """
     path = detector_checkpoint(args.work_dir, seed)
-    with _DETECTOR_LOCKS[seed]:
+    with _DETECTOR_LOCKS[path]:
         if os.path.isfile(path):
             return path
         if path in _DETECTOR_FAILED:
